@@ -1,0 +1,34 @@
+"""Sequence mixers, channel mixers, the shared model and named presets.
+
+Importing this package registers every in-tree architecture. Heavy optional code (mamba-ssm's
+CUDA kernels) is imported only inside the fast paths that use it.
+"""
+
+from architectures import attention, mlp, moe, presets  # noqa: F401  (registration)
+from architectures.contract import (
+    AuxLossProvider,
+    ChannelMixer,
+    SequenceMixer,
+    State,
+    prefill,
+    state_bytes,
+)
+from architectures.model import LanguageModel, ModelConfig
+from architectures.presets import Preset, build_config
+from architectures.registry import CHANNEL_MIXERS, MIXERS, PRESETS
+
+__all__ = [
+    "CHANNEL_MIXERS",
+    "MIXERS",
+    "PRESETS",
+    "AuxLossProvider",
+    "ChannelMixer",
+    "LanguageModel",
+    "ModelConfig",
+    "Preset",
+    "SequenceMixer",
+    "State",
+    "build_config",
+    "prefill",
+    "state_bytes",
+]

@@ -1,0 +1,160 @@
+"""Mixture-of-Experts channel mixer: top-k routing over SwiGLU experts.
+
+Routing: softmax over experts, keep the top k, renormalise their weights (Mixtral-style).
+Only the tokens routed to an expert are computed by it: assignments are sorted by expert,
+gathered, pushed through each expert's matmuls and scattered back, so the cost grows with k,
+not with the number of experts E.
+
+Losses: Switch-style load balancing E * sum_i f_i * P_i (f_i: fraction of assignments sent to
+expert i, P_i: mean router probability of expert i; equals 1 when perfectly balanced) and the
+optional router z-loss mean(logsumexp(logits)^2) (ST-MoE), both weighted here so the model can
+just add `aux_loss()` to its task loss.
+
+Capacity: with `capacity_factor` c, an expert takes at most ceil(c * N * k / E) assignments
+per forward; the rest are dropped (their residual passes unchanged) and counted. Earlier
+tokens of the flattened batch win, as in Switch. Note that dropping makes a token's output
+depend on other tokens, later ones included: capacity limits are not causal, which the
+conformance gate would (rightly) flag; the default is no capacity limit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from architectures.mlp import SwiGLU, positive, swiglu_hidden
+from architectures.registry import CHANNEL_MIXERS
+from seqbench.errors import UserError
+
+
+def default_expert_width(d_model: int, top_k: int) -> int:
+    """Expert width so the k active experts together match a dense SwiGLU's hidden width."""
+    return max(8, -(-swiglu_hidden(d_model) // (8 * top_k)) * 8)
+
+
+@CHANNEL_MIXERS.register("moe", family="moe")
+class MoE(nn.Module):
+    """E SwiGLU experts, top-k routed, with balance/z losses, capacity and a shared expert."""
+
+    def __init__(
+        self,
+        d_model: int,
+        *,
+        layer_idx: int = 0,
+        n_experts: int = 8,
+        top_k: int = 2,
+        d_expert: int | None = None,
+        capacity_factor: float | None = None,
+        shared_expert: bool = False,
+        balance_coef: float = 0.01,
+        z_loss_coef: float = 0.0,
+    ) -> None:
+        super().__init__()
+        positive("n_experts", n_experts)
+        if not 1 <= top_k <= n_experts:
+            raise UserError(f"top_k must be in 1..n_experts={n_experts}, got {top_k}")
+        if capacity_factor is not None and capacity_factor <= 0:
+            raise UserError(f"capacity_factor must be positive, got {capacity_factor}")
+        self.n_experts = n_experts
+        self.top_k = top_k
+        self.d_expert = positive("d_expert", d_expert or default_expert_width(d_model, top_k))
+        self.capacity_factor = capacity_factor
+        self.balance_coef = balance_coef
+        self.z_loss_coef = z_loss_coef
+        self.router = nn.Linear(d_model, n_experts, bias=False)
+        # Stacked expert weights (E, in, out): one parameter per matrix, indexed per expert.
+        self.w_in = nn.Parameter(linear_init(n_experts, d_model, 2 * self.d_expert))
+        self.w_out = nn.Parameter(linear_init(n_experts, self.d_expert, d_model))
+        # An always-on expert every token passes through (DeepSeek-MoE style).
+        self.shared = SwiGLU(d_model, d_hidden=self.d_expert) if shared_expert else None
+        self._aux = torch.zeros(())
+        self._stats: dict[str, Tensor] = {}
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = x.shape
+        flat = x.reshape(-1, shape[-1])  # (N, D)
+        logits = self.router(flat).float()  # (N, E)
+        probs = logits.softmax(dim=-1)
+        top_p, top_e = probs.topk(self.top_k, dim=-1)  # (N, k)
+        top_p = top_p / top_p.sum(dim=-1, keepdim=True)
+
+        expert_of = top_e.reshape(-1)  # (N*k,) assignment -> expert
+        order = expert_of.argsort(stable=True)  # group by expert, token order kept within
+        counts = torch.bincount(expert_of, minlength=self.n_experts)  # (E,)
+        token_sorted = order // self.top_k  # (N*k,) assignment -> token
+        gate_sorted = top_p.reshape(-1)[order]
+        kept = self._capacity_mask(counts, expert_of[order])  # (N*k,) bool or None
+
+        kept_counts = counts
+        if kept is not None:
+            token_sorted, gate_sorted = token_sorted[kept], gate_sorted[kept]
+            kept_counts = torch.bincount(expert_of[order][kept], minlength=self.n_experts)
+        y = self._run_experts(flat.index_select(0, token_sorted), kept_counts)  # (M, D)
+        y = y * gate_sorted[:, None].to(y.dtype)
+        out = torch.zeros_like(flat).index_add(0, token_sorted, y)  # (N, D)
+        if self.shared is not None:
+            out = out + self.shared(flat)
+
+        self._record(logits, probs, counts, kept)
+        return out.reshape(shape)
+
+    def _capacity_mask(self, counts: Tensor, expert_sorted: Tensor) -> Tensor | None:
+        """Which sorted assignments fit their expert's capacity (None: no limit)."""
+        if self.capacity_factor is None:
+            return None
+        capacity = math.ceil(self.capacity_factor * expert_sorted.numel() / self.n_experts)
+        starts = torch.cumsum(counts, 0) - counts  # (E,) first sorted index per expert
+        rank = torch.arange(expert_sorted.numel(), device=counts.device) - starts[expert_sorted]
+        return rank < capacity
+
+    def _run_experts(self, x_sorted: Tensor, counts: Tensor) -> Tensor:
+        """Each expert's SwiGLU on its contiguous slice of the sorted tokens (M, D)."""
+        outputs = []
+        for e, chunk in enumerate(x_sorted.split(counts.tolist(), dim=0)):
+            if chunk.shape[0] == 0:
+                continue
+            gate, up = (chunk @ self.w_in[e]).chunk(2, dim=-1)  # (n_e, H) each
+            outputs.append((F.silu(gate) * up) @ self.w_out[e])  # (n_e, D)
+        if not outputs:
+            return x_sorted.new_zeros(0, self.w_out.shape[-1])
+        return torch.cat(outputs, dim=0)
+
+    def _record(self, logits: Tensor, probs: Tensor, counts: Tensor, kept: Tensor | None) -> None:
+        assignments = counts.sum().clamp(min=1)
+        load = counts.float() / assignments  # f_i
+        balance = self.n_experts * (load * probs.mean(dim=0)).sum()
+        z_loss = torch.logsumexp(logits, dim=-1).pow(2).mean()
+        self._aux = self.balance_coef * balance + self.z_loss_coef * z_loss
+        dropped = torch.zeros(()) if kept is None else (~kept).sum().float() / assignments
+        self._stats = {
+            "load": load.detach(),
+            "dropped_fraction": dropped.detach(),
+            "balance_loss": balance.detach(),
+            "z_loss": z_loss.detach(),
+        }
+
+    # -- AuxLossProvider -------------------------------------------------------------------------
+    def aux_loss(self) -> Tensor:
+        return self._aux
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"n_experts": self.n_experts, "top_k": self.top_k}
+        for key, value in self._stats.items():
+            out[key] = value.tolist() if value.ndim else float(value)
+        return out
+
+    def active_parameters(self) -> int:
+        """Parameters one token uses: the router, k experts and the shared expert."""
+        per_expert = (self.w_in.numel() + self.w_out.numel()) // self.n_experts
+        shared = sum(p.numel() for p in self.shared.parameters()) if self.shared else 0
+        return self.router.weight.numel() + self.top_k * per_expert + shared
+
+
+def linear_init(n: int, fan_in: int, fan_out: int) -> Tensor:
+    """(n, fan_in, fan_out) weights initialised like nn.Linear's default."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return torch.empty(n, fan_in, fan_out).uniform_(-bound, bound)

@@ -1,0 +1,147 @@
+"""Named architecture recipes (`mha`, `gqa`, `mamba`, ...) and their overrides.
+
+A preset fixes the mixer per layer, the channel mixer and their hyper-parameters at a default
+size (d_model 128, 2 layers). Any field can be overridden with flat keys, which is how the CLI
+and suite files talk to it:
+
+    d_model=64  n_layers=4  ffn=moe  layer_pattern=mamba,attention
+    attention.n_kv_heads=2          (hyper-parameter of the "attention" mixer)
+    ffn.n_experts=16                (hyper-parameter of the channel mixer)
+
+Unknown keys and hyper-parameters a mixer does not take fail with one line before any work.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from architectures.model import ModelConfig
+from architectures.registry import CHANNEL_MIXERS, MIXERS, PRESETS
+from seqbench.errors import UserError
+
+DEFAULT_VOCAB = 64  # vocabulary used when a size is quoted without a task (e.g. `list`)
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    family: str
+    description: str
+    config: ModelConfig = field(default_factory=ModelConfig)
+
+
+def register_preset(name: str, family: str, description: str, **config: Any) -> Preset:
+    preset = Preset(name, family, description, ModelConfig(**config))
+    PRESETS.add(name, preset, family=family, description=description)
+    return preset
+
+
+def build_config(
+    preset_name: str, *, vocab_size: int, overrides: dict[str, Any] | None = None
+) -> ModelConfig:
+    """The preset's config at a task's vocabulary, with overrides applied and validated."""
+    preset: Preset = PRESETS.get(preset_name)
+    config = copy.deepcopy(preset.config)
+    config.vocab_size = vocab_size
+    apply_overrides(config, overrides or {})
+    validate_config(config)
+    return config
+
+
+TOP_LEVEL = {f.name for f in fields(ModelConfig)} - {"mixer_kwargs", "ffn_kwargs", "vocab_size"}
+
+
+def apply_overrides(config: ModelConfig, overrides: dict[str, Any]) -> None:
+    """Apply flat override keys in place (see module docstring)."""
+    # Switching the channel mixer drops the old one's hyper-parameters first.
+    if "ffn" in overrides and overrides["ffn"] != config.ffn:
+        config.ffn_kwargs = {}
+    for key, value in overrides.items():
+        head, dot, param = key.partition(".")
+        if not dot:
+            if key not in TOP_LEVEL:
+                raise UserError(unknown_key_message(key, config))
+            if key == "layer_pattern" and isinstance(value, str):
+                value = tuple(v.strip() for v in value.split(",") if v.strip())
+            setattr(config, key, tuple(value) if key == "layer_pattern" else value)
+        elif head == "ffn":
+            config.ffn_kwargs[param] = value
+        else:
+            config.mixer_kwargs.setdefault(head, {})[param] = value
+
+
+def unknown_key_message(key: str, config: ModelConfig) -> str:
+    known = sorted(TOP_LEVEL) + [f"{m}.<param>" for m in config.layer_pattern] + ["ffn.<param>"]
+    close = difflib.get_close_matches(key, sorted(TOP_LEVEL), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown architecture field {key!r}{hint} (known: {', '.join(known)})"
+
+
+def validate_config(config: ModelConfig) -> None:
+    """Fail early, in one line, on sizes and hyper-parameters that cannot build."""
+    for name, value in (
+        ("d_model", config.d_model),
+        ("n_layers", config.n_layers),
+        ("vocab_size", config.vocab_size),
+    ):
+        if not isinstance(value, int) or value <= 0:
+            raise UserError(f"{name} must be a positive integer, got {value!r}")
+    if not config.layer_pattern:
+        raise UserError("layer_pattern must name at least one sequence mixer")
+    for name in config.layer_pattern:
+        check_kwargs(MIXERS.get(name), config.mixer_kwargs.get(name, {}), f"mixer {name!r}")
+    for name in config.mixer_kwargs:
+        if name not in config.layer_pattern:
+            raise UserError(
+                f"hyper-parameters given for mixer {name!r}, which is not in layer_pattern "
+                f"{','.join(config.layer_pattern)}"
+            )
+    if config.ffn != "none":
+        check_kwargs(
+            CHANNEL_MIXERS.get(config.ffn), config.ffn_kwargs, f"channel mixer {config.ffn!r}"
+        )
+    elif config.ffn_kwargs:
+        raise UserError("ffn hyper-parameters given but ffn is 'none'")
+
+
+def check_kwargs(cls: type, kwargs: dict[str, Any], what: str) -> None:
+    params = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n in params if n not in ("d_model", "layer_idx")]
+    for key in kwargs:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UserError(
+                f"{what} has no hyper-parameter {key!r}{hint} (has: {', '.join(accepted)})"
+            )
+
+
+# -- the in-tree presets ---------------------------------------------------------------------------
+def attention_preset(name: str, n_kv_heads: int, what: str) -> None:
+    register_preset(
+        name,
+        "attention",
+        f"{what}: 8 query heads, {n_kv_heads} key/value heads, RoPE, SwiGLU",
+        layer_pattern=("attention",),
+        mixer_kwargs={"attention": {"n_heads": 8, "n_kv_heads": n_kv_heads}},
+    )
+
+
+attention_preset("mha", 8, "multi-head attention")
+attention_preset("gqa", 2, "grouped-query attention")
+attention_preset("mqa", 1, "multi-query attention")
+register_preset(
+    "mha-moe",
+    "moe",
+    "multi-head attention with a top-2-of-8 SwiGLU Mixture-of-Experts",
+    layer_pattern=("attention",),
+    mixer_kwargs={"attention": {"n_heads": 8, "n_kv_heads": 8}},
+    ffn="moe",
+    ffn_kwargs={"n_experts": 8, "top_k": 2},
+)

@@ -1,0 +1,1 @@
+"""The harness: run specs and suites, train and evaluate, profile, store records, report, CLI."""

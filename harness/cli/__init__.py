@@ -1,0 +1,45 @@
+"""The `seqbench` command line. Each command lives in its own module of this package.
+
+Errors in user input (unknown names, bad knobs, bad files) are one line on stderr and exit
+code 2, never a traceback; that holds for click's own usage errors too.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from seqbench import __version__
+from seqbench.errors import UserError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="seqbench")
+def cli() -> None:
+    """Compare sequence architectures on synthetic tasks: quality, memory and scaling."""
+
+
+def _register_commands() -> None:
+    # Imported here so `harness.cli` stays importable while a command module is being loaded.
+    from harness.cli import check_arch_cmd, list_cmd
+
+    for module in (list_cmd, check_arch_cmd):
+        cli.add_command(module.command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the group, turning user errors into one line + exit 2."""
+    _register_commands()
+    try:
+        code = cli.main(args=argv, prog_name="seqbench", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,55 @@
+"""`seqbench list [architectures|tasks|suites]`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from harness.cli.format import table
+
+KINDS = ("architectures",)
+
+
+def architecture_rows() -> list[dict[str, object]]:
+    """Every preset with its family, layer pattern and parameter count at its default size."""
+    from architectures import PRESETS, LanguageModel, build_config
+    from architectures.presets import DEFAULT_VOCAB
+
+    rows = []
+    for name in PRESETS.names():
+        preset = PRESETS.get(name)
+        config = build_config(name, vocab_size=DEFAULT_VOCAB)
+        counts = LanguageModel(config).parameter_counts()
+        rows.append(
+            {
+                "name": name,
+                "family": preset.family,
+                "layers": f"{config.n_layers} x {','.join(config.layer_pattern)} + {config.ffn}",
+                "d_model": config.d_model,
+                "params": counts["total"],
+                "active": counts["active"],
+                "description": preset.description,
+            }
+        )
+    return rows
+
+
+@click.command("list")
+@click.argument("kind", type=click.Choice(KINDS), default="architectures")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list instead of a table.")
+def command(kind: str, as_json: bool) -> None:
+    """List architectures (presets), tasks or suites."""
+    rows = architecture_rows()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    headers = list(rows[0]) if rows else []
+    click.echo(table(headers, [list(r.values()) for r in rows]))
+    if kind == "architectures":
+        from architectures.presets import DEFAULT_VOCAB
+
+        click.echo(
+            f"\nparameters at the default size with a {DEFAULT_VOCAB}-token vocabulary; "
+            "override any field with --set KEY=VALUE"
+        )
