@@ -14,7 +14,6 @@ Unknown keys and hyper-parameters a mixer does not take fail with one line befor
 from __future__ import annotations
 
 import copy
-import difflib
 import inspect
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from architectures.model import ModelConfig
 from architectures.registry import CHANNEL_MIXERS, MIXERS, PRESETS
 from seqbench.errors import UserError
+from seqbench.registry import did_you_mean
 
 DEFAULT_VOCAB = 64  # vocabulary used when a size is quoted without a task (e.g. `list`)
 
@@ -76,8 +76,7 @@ def apply_overrides(config: ModelConfig, overrides: dict[str, Any]) -> None:
 
 def unknown_key_message(key: str, config: ModelConfig) -> str:
     known = sorted(TOP_LEVEL) + [f"{m}.<param>" for m in config.layer_pattern] + ["ffn.<param>"]
-    close = difflib.get_close_matches(key, sorted(TOP_LEVEL), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(key, sorted(TOP_LEVEL))
     return f"unknown architecture field {key!r}{hint} (known: {', '.join(known)})"
 
 
@@ -115,8 +114,7 @@ def check_kwargs(cls: type, kwargs: dict[str, Any], what: str) -> None:
     accepted = [n for n in params if n not in ("d_model", "layer_idx")]
     for key in kwargs:
         if key not in accepted:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, accepted)
             raise UserError(
                 f"{what} has no hyper-parameter {key!r}{hint} (has: {', '.join(accepted)})"
             )

@@ -57,6 +57,12 @@ def import_dotted(path: str) -> Any:
     return obj
 
 
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """ "; did you mean 'x'?" for the closest choices, or "" when nothing is close."""
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
 def is_dotted_path(name: str) -> bool:
     """A name that points at code rather than at a registry entry."""
     return ":" in name
@@ -117,8 +123,7 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         known = self.names()
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, known)
         return f"unknown {self.kind} {name!r}{hint} (known: {', '.join(known)})"
 
     def names(self) -> list[str]:

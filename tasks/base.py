@@ -10,7 +10,6 @@ batches to their device. `at_length(L)` gives the task at another length for ext
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -18,6 +17,7 @@ import torch
 from torch import Tensor
 
 from seqbench.errors import UserError
+from seqbench.registry import did_you_mean
 from seqbench.seeds import derive_seed
 
 IGNORE_INDEX = -100
@@ -90,9 +90,7 @@ def make_task(name: str, **knobs: Any) -> Task:
     allowed = [f.name for f in dataclasses.fields(cls)]
     for key in knobs:
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise UserError(
-                f"task {name!r} has no knob {key!r}{hint} (knobs: {', '.join(allowed)})"
-            )
+            hint = did_you_mean(key, allowed)
+            known = ", ".join(allowed)
+            raise UserError(f"task {name!r} has no knob {key!r}{hint} (knobs: {known})")
     return cls(**knobs)
