@@ -23,6 +23,7 @@ Never pickle: records must be readable by any tool, forever.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -36,6 +37,17 @@ from typing import Any
 RECORD_SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "oom", "diverged")
 REQUIRED_FIELDS = ("schema_version", "kind", "run_id", "spec", "status")
+
+
+def canonical_json(data: Any) -> str:
+    """One stable text for a spec: sorted keys, no spaces, so equal specs hash equally."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def spec_hash(kind: str, spec: dict[str, Any], length: int = 16) -> str:
+    """run_id: the hash of the record kind and its canonical spec (file-name safe)."""
+    digest = hashlib.sha256(f"{kind}\n{canonical_json(spec)}".encode()).hexdigest()
+    return digest[:length]
 
 
 def runs_dir(out_dir: str | os.PathLike) -> Path:
