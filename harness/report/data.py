@@ -1,0 +1,217 @@
+"""Everything the report reads, loaded once from a folder of records.
+
+Run records become the harness's DataFrame (`harness.store`, one row per run) and the best
+learning rate per configuration is picked there, on validation. Profile records become a
+second frame here, one row per measured point, with the few fields the efficiency figures
+and claims need pulled out of the spec (mode, length, attention impl, heads, experts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.profile.frame import POINT_METRICS, point_row
+from harness.profile.points import LENGTH_FIELD
+from harness.records import canonical_json, iter_records, runs_dir
+from harness.store import length_table, records_frame, select_best_lr
+from seqbench.errors import UserError
+
+
+@dataclass
+class ReportData:
+    """The records of one folder, as frames (see module docstring)."""
+
+    folder: Path
+    records: list[dict[str, Any]]  # every valid record, both kinds, as read
+    runs: pd.DataFrame  # every run record (any status)
+    best: pd.DataFrame  # runs of the lr picked on validation per configuration (any status)
+    lengths: pd.DataFrame  # ok runs of `best`, one row per (run, tested length)
+    profile: pd.DataFrame  # one row per profile point (any status)
+
+    @property
+    def best_ok(self) -> pd.DataFrame:
+        return self.best[self.best["status"] == "ok"] if not self.best.empty else self.best
+
+
+def load(folder: str | os.PathLike) -> ReportData:
+    """Read DIR/runs/*.json; a missing folder or one without records is a one-line error."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise UserError(f"{folder}: no such folder")
+    records = list(iter_records(path))
+    if not records:
+        raise UserError(
+            f"{folder}: no records in {runs_dir(path)} (write some with `seqbench run` or "
+            "`seqbench profile`)"
+        )
+    runs = with_model_columns(records_frame([r for r in records if r["kind"] == "run"]), records)
+    best = select_best_lr(runs) if not runs.empty else runs
+    ok = best[best["status"] == "ok"] if not best.empty else best
+    lengths = length_table(ok) if not ok.empty else pd.DataFrame()
+    profile = profile_frame(records)
+    return ReportData(path, records, runs, best, lengths, profile)
+
+
+# -- model description (both kinds) ------------------------------------------------------------
+MODEL_COLUMNS = (
+    "layer_pattern",
+    "family",
+    "ffn",
+    "n_heads",
+    "n_kv_heads",
+    "n_experts",
+    "top_k",
+    "model_key",
+)
+
+
+def model_fields(model: dict[str, Any] | None) -> dict[str, Any]:
+    """What the claims need to know about a model, from its recorded config (ModelConfig)."""
+    model = model or {}
+    pattern = tuple(model.get("layer_pattern") or ())
+    attention = (model.get("mixer_kwargs") or {}).get("attention") or {}
+    ffn_kwargs = model.get("ffn_kwargs") or {}
+    families = {mixer_family(name) for name in pattern}
+    return {
+        "layer_pattern": pattern,
+        "family": families.pop() if len(families) == 1 else ("hybrid" if families else None),
+        "ffn": model.get("ffn"),
+        "n_heads": attention.get("n_heads"),
+        "n_kv_heads": attention.get("n_kv_heads", attention.get("n_heads")),
+        "n_experts": ffn_kwargs.get("n_experts"),
+        "top_k": ffn_kwargs.get("top_k"),
+        "model_key": model_key(model),
+    }
+
+
+def model_key(model: dict[str, Any]) -> str:
+    """The model config with its kv-head count left out: equal keys mean "the same model but
+    for grouped-query attention", the comparison the GQA claim needs."""
+    plain = json.loads(json.dumps(model, default=str))
+    attention = (plain.get("mixer_kwargs") or {}).get("attention")
+    if isinstance(attention, dict):
+        attention.pop("n_kv_heads", None)
+    return canonical_json(plain)
+
+
+# Families of the in-tree mixers (as registered in architectures/), so that reading records
+# needs neither torch nor the mixers' code.
+IN_TREE_FAMILIES = {
+    "attention": "attention",
+    "mamba": "ssm",
+    "mamba2": "ssm",
+    "lru": "linear-recurrence",
+}
+
+
+@cache
+def mixer_family(name: str) -> str | None:
+    """The family of a sequence mixer ("attention", "ssm", "linear-recurrence"): in-tree names
+    from IN_TREE_FAMILIES (no torch import needed), others as their plugin registered them;
+    None for a name this installation cannot resolve (e.g. an uninstalled plugin)."""
+    if name in IN_TREE_FAMILIES:
+        return IN_TREE_FAMILIES[name]
+    try:
+        from architectures import MIXERS
+
+        return MIXERS.meta(name).get("family")
+    except Exception:  # unknown name, or a plugin that fails to import
+        return None
+
+
+def with_model_columns(runs: pd.DataFrame, records: list[dict[str, Any]]) -> pd.DataFrame:
+    """The run frame with MODEL_COLUMNS taken from each record's `metrics.model`."""
+    if runs.empty:
+        return runs.assign(**{c: None for c in MODEL_COLUMNS})
+    by_id = {
+        r["run_id"]: model_fields((r.get("metrics") or {}).get("model"))
+        for r in records
+        if r["kind"] == "run"
+    }
+    extra = pd.DataFrame.from_dict(by_id, orient="index")[list(MODEL_COLUMNS)]
+    return runs.merge(extra, left_on="run_id", right_index=True, how="left")
+
+
+# -- profile records ---------------------------------------------------------------------------
+def is_point(record: dict[str, Any]) -> bool:
+    """A measured or counted profile point (not one of the profiler's derived fit records)."""
+    return record["kind"] == "profile" and record["spec"].get("mode") in LENGTH_FIELD
+
+
+def profile_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per profile point: the profiler's own columns (`harness.profile.frame`) plus
+    what the report adds (model family, heads, experts, FLOPs per step, decode tokens/s, a
+    series label)."""
+    rows = []
+    for record in records:
+        if not is_point(record):
+            continue
+        try:
+            row = point_row(record)
+        except (KeyError, TypeError):  # a record of another schema version: not a point we know
+            continue
+        spec = record["spec"]
+        row.update(model_fields(spec.get("model")), dtype=spec.get("dtype"))
+        row["flops_per_step"] = _times(row["flops_per_token"], row["batch"] * row["length"])
+        row["decode_tokens_per_s"] = _times(
+            1 / row["decode_s_per_token"] if row["decode_s_per_token"] else None, row["batch"]
+        )
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=PROFILE_COLUMNS)
+    frame["series"] = [series_label(r) for r in frame.itertuples()]
+    for column, prefix in (("d_model", "d="), ("batch", "batch ")):
+        if frame[column].nunique() > 1:  # name the size only where sizes differ
+            frame["series"] += frame[column].map(lambda v, p=prefix: f" {p}{v}")
+    return frame
+
+
+# Columns of an empty profile frame, so that checks can filter it like a full one.
+PROFILE_COLUMNS = [
+    *("run_id", "mode", "method", "arch", "impl", "length", "batch", "d_model", "n_layers"),
+    *("overrides", "device", "status", "reason", *POINT_METRICS, *MODEL_COLUMNS, "dtype"),
+    *("flops_per_step", "decode_tokens_per_s", "series"),
+]
+
+
+def series_label(row: Any) -> str:
+    """How a profiled model is named in figures: its arch, its attention impl when not the
+    default, and other overrides (widths are appended by `profile_frame` where they differ),
+    so two variants of one arch are two lines."""
+    label = str(row.arch)
+    if isinstance(row.impl, str) and row.impl != "sdpa":
+        label += f" ({row.impl})"
+    return label + (
+        f" [{row.overrides}]" if isinstance(row.overrides, str) and row.overrides else ""
+    )
+
+
+def _times(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
+def spec_label(spec: dict[str, Any], kind: str) -> str:
+    """A short human name of a spec, e.g. 'mha on mqar, L=64, d=64, lr=0.003, seed 0' (fields
+    the spec lacks are left out)."""
+    if kind == "run":
+        head = f"{spec.get('arch')} on {spec.get('task')}"
+        fields = (("seq_len", "L={}"), ("d_model", "d={}"), ("lr", "lr={}"), ("seed", "seed {}"))
+    else:
+        head = f"{spec.get('mode')} {spec.get('arch')}"
+        fields = (
+            ("seq_len", "L={}"),
+            ("context", "context {}"),
+            ("d_model", "d={}"),
+            ("batch", "batch {}"),
+            ("impl", "impl {}"),
+        )
+    parts = [head] + [form.format(spec[k]) for k, form in fields if spec.get(k) is not None]
+    return ", ".join(parts)

@@ -1,0 +1,128 @@
+"""Quality figures: accuracy against training length, width, and evaluation length.
+
+Lines are means over seeds at the learning rate picked on validation; bands are the same 95%
+t-intervals the leaderboard prints (none for a single seed). A figure whose axis the records
+never vary is skipped with that reason rather than drawn as a single dot per line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import seaborn as sns
+
+from harness.report import fmt, plotting
+from harness.report.document import Block, Skipped
+from harness.report.stats import ci_band
+
+AXES = {"seq_len": "training length", "d_model": "width (d_model)"}
+
+
+def quality_figures(best_ok: pd.DataFrame, lengths: pd.DataFrame, folder: Path) -> list[Block]:
+    if best_ok.empty:
+        reason = "no ok training runs in this folder"
+        return [
+            Skipped(title, reason)
+            for title in (
+                "Accuracy vs training length",
+                "Accuracy vs width",
+                "Length extrapolation",
+            )
+        ]
+    colours = plotting.palette(best_ok["arch"].astype(str))
+    return [
+        accuracy_vs(best_ok, "seq_len", folder, colours),
+        accuracy_vs(best_ok, "d_model", folder, colours),
+        extrapolation(lengths, folder, colours),
+    ]
+
+
+def varies(frame: pd.DataFrame, column: str) -> bool:
+    """True when some architecture of the frame was run at two or more values of `column`."""
+    return bool((frame.groupby("arch")[column].nunique() > 1).any())
+
+
+def accuracy_vs(best_ok: pd.DataFrame, axis: str, folder: Path, colours: dict) -> Block:
+    label = AXES[axis]
+    title = f"Accuracy vs {label}"
+    tasks = [t for t, g in best_ok.groupby("task", sort=True) if varies(g, axis)]
+    if not tasks:
+        return Skipped(
+            title,
+            f"the runs never vary the {label} of an architecture on a task "
+            f"(values: {fmt.values(best_ok[axis])})",
+        )
+    other = next(iter(set(AXES) - {axis}))
+    fig, axes = plotting.grid(len(tasks))
+    for ax, task in zip(axes, tasks, strict=True):
+        frame = best_ok[best_ok["task"] == task].copy()
+        style = None
+        if frame[other].nunique() > 1:
+            frame[AXES[other]] = frame[other].astype(str)
+            style = AXES[other]
+        sns.lineplot(
+            data=frame,
+            x=axis,
+            y="test_accuracy",
+            hue="arch",
+            style=style,
+            marker="o",
+            errorbar=ci_band,
+            palette=colours,
+            ax=ax,
+        )
+        ax.set(xscale="log", title=str(task), xlabel=label, ylabel="test accuracy", ylim=(0, 1.02))
+        plotting.plain_log_ticks(ax, frame[axis])
+        ax.legend(fontsize="small")
+    return plotting.save(
+        fig,
+        folder,
+        f"accuracy_vs_{axis}",
+        title,
+        f"Test accuracy at the training length against the {label}; mean over seeds with 95% "
+        "t-interval bands, at the learning rate picked on validation.",
+    )
+
+
+def extrapolation(lengths: pd.DataFrame, folder: Path, colours: dict) -> Block:
+    title = "Length extrapolation"
+    if lengths.empty or not (lengths["ratio"] > 1).any():
+        return Skipped(title, "no run was tested beyond its training length (eval_lengths)")
+    tasks = sorted(lengths.loc[lengths["ratio"] != 1, "task"].astype(str).unique())
+    fig, axes = plotting.grid(len(tasks))
+    for ax, task in zip(axes, tasks, strict=True):
+        frame = lengths[lengths["task"] == task].copy()
+        style = None
+        if frame["seq_len"].nunique() > 1:
+            frame["training length"] = frame["seq_len"].astype(str)
+            style = "training length"
+        sns.lineplot(
+            data=frame,
+            x="ratio",
+            y="accuracy",
+            hue="arch",
+            style=style,
+            marker="o",
+            errorbar=ci_band,
+            palette=colours,
+            ax=ax,
+        )
+        ax.axvline(1.0, color="0.5", linestyle=":", linewidth=1)
+        ax.set(
+            xscale="log",
+            title=task,
+            xlabel="test length / training length",
+            ylabel="test accuracy",
+            ylim=(0, 1.02),
+        )
+        plotting.plain_log_ticks(ax, frame["ratio"])
+        ax.legend(fontsize="small")
+    return plotting.save(
+        fig,
+        folder,
+        "length_extrapolation",
+        title,
+        "Test accuracy at longer test lengths than the model was trained on (dotted line: the "
+        "training length); mean over seeds with 95% t-interval bands.",
+    )

@@ -1,0 +1,87 @@
+"""Leaderboard per task: test scores over seeds with 95% t-intervals, at the validation-picked lr.
+
+One row per configuration (architecture plus whatever else varies within the task: length,
+width, knobs...). The learning rate of each row was chosen by `harness.store.select_best_lr`
+on mean validation accuracy; test numbers never take part in that choice.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.report import fmt
+from harness.report.data import ReportData
+from harness.report.document import Paragraph, Section, Table
+from harness.report.stats import mean_ci
+from harness.store import group_columns
+
+N1_POLICY = (
+    "Intervals are two-sided 95% Student-t intervals over seeds (mean ± t·s/√n). A configuration "
+    "with one ok seed shows its value marked (n=1) and no interval: one seed says nothing about "
+    "the spread."
+)
+
+
+def leaderboard_section(data: ReportData) -> Section:
+    section = Section("Leaderboard")
+    if data.runs.empty:
+        section.blocks.append(Paragraph("No training runs in this folder (profile records only)."))
+        return section
+    section.blocks.append(
+        Paragraph(
+            "Accuracy on held-out test data at the training length (token accuracy on scored "
+            "positions) and exact match per sequence. The learning rate of each row was picked "
+            "on validation accuracy (a run that failed counts as 0); the test split plays no "
+            "part in it. " + N1_POLICY
+        )
+    )
+    for task, best in data.best.groupby("task", sort=True):
+        tried = data.runs[data.runs["task"] == task]
+        section.subsections.append(Section(str(task), [task_table(best, tried)]))
+    return section
+
+
+def varying_columns(frame: pd.DataFrame) -> list[str]:
+    """Configuration columns besides task and arch that take more than one value here."""
+    keys = [c for c in group_columns(frame) if c not in ("task", "arch")]
+    return [c for c in keys if frame[c].astype(str).nunique() > 1]
+
+
+def task_table(best: pd.DataFrame, tried: pd.DataFrame) -> Table:
+    extra = varying_columns(best)
+    keys = ["arch", *extra]
+    longer = best["longest_len"].fillna(best["seq_len"]) > best["seq_len"]
+    rows = []
+    for key, group in best.groupby(keys, sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        ok = group[group["status"] == "ok"]
+        same = tried
+        for column, value in zip(keys, key, strict=True):
+            same = same[same[column].astype(str) == str(value)]
+        test = mean_ci(ok["test_accuracy"])
+        row = {
+            "_sort": -test.mean if test.n else float("inf"),
+            "architecture": str(key[0]),
+            **{c: fmt.values([v]) for c, v in zip(extra, key[1:], strict=True)},
+            "lr (of tried)": f"{fmt.num(group['lr'].iloc[0])} (of {same['lr'].nunique()})",
+            "ok seeds": f"{len(ok)}/{len(group)}",
+            "val acc": fmt.fixed(ok["val_accuracy"].mean()) if len(ok) else "–",
+            "test acc": test.format(),
+            "exact match": mean_ci(ok["test_exact_match"]).format(),
+        }
+        if longer.any():
+            longest = ok["longest_len"].max() if len(ok) else None
+            at_longest = mean_ci(ok["test_accuracy_longest"]).format() if len(ok) else "–"
+            row["acc at longest test length"] = f"{at_longest} @ {fmt.num(longest)}"
+        row["params"] = fmt.num(group["params_total"].iloc[0])
+        row["active"] = fmt.num(group["params_active"].iloc[0])
+        rows.append(row)
+    rows.sort(key=lambda r: r["_sort"])
+    headers = [h for h in rows[0] if h != "_sort"]
+    numeric = [h not in ("architecture", "lr (of tried)") for h in headers]
+    return Table(
+        headers,
+        [[r[h] for h in headers] for r in rows],
+        f"{best['task'].iloc[0]}: mean ± 95% CI over seeds, best test accuracy first",
+        numeric,
+    )

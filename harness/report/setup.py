@@ -1,0 +1,131 @@
+"""The setup section: where and with what the records were made, and what was run.
+
+Everything comes from the records themselves (their `environment`, `spec` and `status`), so a
+reader can tell a mixed folder — two machines, two torch versions — at a glance.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pandas as pd
+
+from harness.records import STATUSES
+from harness.report import fmt
+from harness.report.data import ReportData
+from harness.report.document import Paragraph, Section, Table
+
+ENVIRONMENT_FIELDS = (
+    ("device", "device"),
+    ("gpu", "GPU"),
+    ("cpu", "CPU"),
+    ("cpu_count", "CPU cores"),
+    ("torch_threads", "torch threads"),
+    ("platform", "platform"),
+    ("python", "Python"),
+    ("torch", "torch"),
+    ("cuda", "CUDA (torch build)"),
+    ("numpy", "numpy"),
+    ("mamba_ssm", "mamba-ssm"),
+    ("seqbench", "seqbench"),
+)
+
+
+def setup_section(data: ReportData) -> Section:
+    created = sorted(r.get("created") or "" for r in data.records if r.get("created"))
+    span = f", written {created[0]} … {created[-1]}" if created else ""
+    kinds = Counter(r["kind"] for r in data.records)
+    intro = Paragraph(
+        f"Built from {len(data.records)} records in {data.folder / 'runs'}: "
+        f"{kinds.get('run', 0)} training runs and {kinds.get('profile', 0)} profile points{span}."
+    )
+    blocks = [intro, status_table(data.records), environment_table(data.records)]
+    if not data.runs.empty:
+        blocks += [suite_table(data.runs), budget_paragraph(data.runs)]
+    if not data.profile.empty:
+        blocks.append(profile_paragraph(data.profile))
+    return Section("Setup", blocks)
+
+
+def status_table(records: list[dict[str, Any]]) -> Table:
+    counts = Counter((r["kind"], r["status"]) for r in records)
+    rows = []
+    for kind in sorted({r["kind"] for r in records}):
+        per = [counts.get((kind, s), 0) for s in STATUSES]
+        rows.append([kind, *map(str, per), str(sum(per))])
+    return Table(
+        ["records", *STATUSES, "total"], rows, "Records by kind and status", [False] + [True] * 5
+    )
+
+
+def environment_table(records: list[dict[str, Any]]) -> Table:
+    envs = [r.get("environment") or {} for r in records]
+    rows = [[label, fmt.counted(e.get(key) for e in envs)] for key, label in ENVIRONMENT_FIELDS]
+    rows.append(["git commit", fmt.counted(r.get("git_commit") for r in records)])
+    rows = [row for row in rows if row[1] != "–"]
+    return Table(["", "value (number of records, where they differ)"], rows, "Machine and versions")
+
+
+def suite_table(runs: pd.DataFrame) -> Table:
+    """The grid that was run, per task, reconstructed from the run specs."""
+    rows = []
+    for task, group in runs.groupby("task", sort=True):
+        knob_cols = [c for c in group.columns if c.startswith("knob.")]
+        knob_values = {c[5:]: fmt.values(group[c]) for c in knob_cols if group[c].notna().any()}
+        tested = {L for lengths in group["eval_lengths"] for L in (lengths or ())}
+        rows.append(
+            [
+                str(task),
+                fmt.values(group["arch"]),
+                fmt.values(group["seq_len"]),
+                fmt.values(tested),
+                fmt.knobs(knob_values),
+                fmt.values(group["d_model"]),
+                fmt.values(group["n_layers"]),
+                fmt.values(group["lr"]),
+                fmt.values(group["seed"]),
+                f"{fmt.values(group['steps'])} × {fmt.values(group['batch_size'])}",
+                str(len(group)),
+            ]
+        )
+    headers = [
+        "task",
+        "architectures",
+        "train length",
+        "longer test lengths",
+        "knobs",
+        "width",
+        "layers",
+        "lr",
+        "seeds",
+        "steps × batch",
+        "runs",
+    ]
+    return Table(headers, rows, "Suite: the grid found in the run records")
+
+
+def budget_paragraph(runs: pd.DataFrame) -> Paragraph:
+    ok = runs[runs["status"] == "ok"]
+    tokens = (runs["steps"] * runs["batch_size"] * runs["seq_len"]).astype(float)
+    early = int(ok["stopped_early"].fillna(False).astype(bool).sum()) if len(ok) else 0
+    return Paragraph(
+        f"Training budget per run: {fmt.values(runs['steps'])} optimiser steps "
+        f"(at most {fmt.num(tokens.max())} training tokens); {early} of {len(ok)} ok runs "
+        f"stopped early at 100% validation accuracy (median {fmt.num(ok['steps_run'].median())} "
+        f"steps run). Training time {fmt.seconds(runs['train_s'].sum())}, wall time "
+        f"{fmt.seconds(runs['wall_s'].sum())} summed over runs; devices "
+        f"{fmt.values(runs['device'])}, dtypes {fmt.values(runs['dtype'])}."
+    )
+
+
+def profile_paragraph(profile: pd.DataFrame) -> Paragraph:
+    modes = Counter(profile["mode"])
+    return Paragraph(
+        "Profile points: "
+        + ", ".join(f"{n} {mode}" for mode, n in sorted(modes.items()))
+        + f" over {fmt.values(profile['series'])}; lengths {fmt.values(profile['length'])}; "
+        f"batch {fmt.values(profile['batch'])}; width {fmt.values(profile['d_model'])}; "
+        f"devices {fmt.values(profile['device'])}. "
+        "Counted points ran on the meta device: FLOPs and bytes counted, nothing timed."
+    )
