@@ -81,6 +81,7 @@ def test_leaderboard_numbers_come_from_the_records(full):
     assert len(chosen) == 2
     expected = mean_ci(chosen).format()
     table = (full / "report.md").read_text().split("### mqar")[1].split("###")[0]
+    assert "| architecture | train length | width | lr (of tried) |" in table
     assert re.search(
         rf"\| mha \| 64 \| 64 \| 0\.003 \(of 2\) \| 2/2 \| [0-9.]+ \| {re.escape(expected)} \|",
         table,

@@ -119,21 +119,10 @@ def compute_scaling(prof: pd.DataFrame, y: str, what: str) -> Claim:
         f"model ≥ {T.quadratic_min_slope}, every SSM/LRU ≤ {T.linear_max_slope}."
     )
     rows = prof[prof["mode"].isin(["train", "counted"])]
-    quad = slopes(rows[rows["family"] == "attention"], y)
-    lin = slopes(rows[rows["family"].isin(LINEAR_FAMILIES)], y)
-    if not quad or not lin:
-        return Claim(
-            statement,
-            NOT_MEASURED,
-            [
-                f"needs {what} at ≥ {T.min_slope_points} lengths "
-                "for an attention model and an SSM or LRU"
-            ],
-            rule,
-        )
-    ok = all(s >= T.quadratic_min_slope for _, s, _ in quad)
-    ok = ok and all(s <= T.linear_max_slope for _, s, _ in lin)
-    return Claim(statement, judge(ok), [line for *_, line in quad + lin], rule)
+    quadratic = slopes(rows[rows["family"] == "attention"], y)
+    linear = slopes(rows[rows["family"].isin(LINEAR_FAMILIES)], y)
+    need = f"needs {what} at ≥ {T.min_slope_points} lengths for an attention model and an SSM/LRU"
+    return exponent_claim(Claim(statement, NOT_MEASURED, [need], rule), quadratic, linear)
 
 
 def attention_memory(prof: pd.DataFrame) -> Claim:
@@ -146,23 +135,24 @@ def attention_memory(prof: pd.DataFrame) -> Claim:
         f" 'reference' attention ≥ {T.quadratic_min_slope}, fused 'sdpa' ≤ "
         f"{T.linear_max_slope}."
     )
-    y = "saved_activations"
     rows = prof[prof["mode"].isin(["train", "counted"]) & (prof["family"] == "attention")]
-    reference = slopes(rows[rows["impl"] == "reference"], y)
-    fused = slopes(rows[rows["impl"] == "sdpa"], y)
-    if not reference or not fused:
-        return Claim(
-            statement,
-            NOT_MEASURED,
-            [
-                "needs saved-activation bytes of attention with "
-                "impl 'reference' and 'sdpa' at ≥ 3 lengths"
-            ],
-            rule,
-        )
-    ok = all(s >= T.quadratic_min_slope for _, s, _ in reference)
-    ok = ok and all(s <= T.linear_max_slope for _, s, _ in fused)
-    return Claim(statement, judge(ok), [line for *_, line in reference + fused], rule)
+    reference = slopes(rows[rows["impl"] == "reference"], "saved_activations")
+    fused = slopes(rows[rows["impl"] == "sdpa"], "saved_activations")
+    need = "needs saved-activation bytes of attention with impl 'reference' and 'sdpa'"
+    return exponent_claim(Claim(statement, NOT_MEASURED, [need], rule), reference, fused)
+
+
+def exponent_claim(
+    unmeasured: Claim, quadratic: list[tuple[str, float, str]], linear: list[tuple[str, float, str]]
+) -> Claim:
+    """Supported when every `quadratic` series' exponent is ≥ the quadratic threshold and every
+    `linear` one's ≤ the linear threshold; `unmeasured` when either group has no series."""
+    if not quadratic or not linear:
+        return unmeasured
+    ok = all(s >= T.quadratic_min_slope for _, s, _ in quadratic)
+    ok = ok and all(s <= T.linear_max_slope for _, s, _ in linear)
+    lines = [line for *_, line in quadratic + linear]
+    return Claim(unmeasured.statement, judge(ok), lines, unmeasured.rule)
 
 
 # -- the LRU --------------------------------------------------------------------------------------

@@ -53,28 +53,8 @@ def accuracy_vs(best_ok: pd.DataFrame, axis: str, folder: Path, colours: dict) -
             f"the runs never vary the {label} of an architecture on a task "
             f"(values: {fmt.values(best_ok[axis])})",
         )
-    other = next(iter(set(AXES) - {axis}))
-    fig, axes = plotting.grid(len(tasks))
-    for ax, task in zip(axes, tasks, strict=True):
-        frame = best_ok[best_ok["task"] == task].copy()
-        style = None
-        if frame[other].nunique() > 1:
-            frame[AXES[other]] = frame[other].astype(str)
-            style = AXES[other]
-        sns.lineplot(
-            data=frame,
-            x=axis,
-            y="test_accuracy",
-            hue="arch",
-            style=style,
-            marker="o",
-            errorbar=ci_band,
-            palette=colours,
-            ax=ax,
-        )
-        ax.set(xscale="log", title=str(task), xlabel=label, ylabel="test accuracy", ylim=(0, 1.02))
-        plotting.plain_log_ticks(ax, frame[axis])
-        ax.legend(fontsize="small")
+    other = [c for c in AXES if c != axis]
+    fig = task_panels(best_ok, tasks, axis, "test_accuracy", label, other, colours)
     return plotting.save(
         fig,
         folder,
@@ -90,34 +70,10 @@ def extrapolation(lengths: pd.DataFrame, folder: Path, colours: dict) -> Block:
     if lengths.empty or not (lengths["ratio"] > 1).any():
         return Skipped(title, "no run was tested beyond its training length (eval_lengths)")
     tasks = sorted(lengths.loc[lengths["ratio"] != 1, "task"].astype(str).unique())
-    fig, axes = plotting.grid(len(tasks))
-    for ax, task in zip(axes, tasks, strict=True):
-        frame = lengths[lengths["task"] == task].copy()
-        style = None
-        if frame["seq_len"].nunique() > 1:
-            frame["training length"] = frame["seq_len"].astype(str)
-            style = "training length"
-        sns.lineplot(
-            data=frame,
-            x="ratio",
-            y="accuracy",
-            hue="arch",
-            style=style,
-            marker="o",
-            errorbar=ci_band,
-            palette=colours,
-            ax=ax,
-        )
+    xlabel = "test length / training length"
+    fig = task_panels(lengths, tasks, "ratio", "accuracy", xlabel, list(AXES), colours)
+    for ax in fig.axes:
         ax.axvline(1.0, color="0.5", linestyle=":", linewidth=1)
-        ax.set(
-            xscale="log",
-            title=task,
-            xlabel="test length / training length",
-            ylabel="test accuracy",
-            ylim=(0, 1.02),
-        )
-        plotting.plain_log_ticks(ax, frame["ratio"])
-        ax.legend(fontsize="small")
     return plotting.save(
         fig,
         folder,
@@ -126,3 +82,39 @@ def extrapolation(lengths: pd.DataFrame, folder: Path, colours: dict) -> Block:
         "Test accuracy at longer test lengths than the model was trained on (dotted line: the "
         "training length); mean over seeds with 95% t-interval bands.",
     )
+
+
+def task_panels(
+    data: pd.DataFrame,
+    tasks: list[str],
+    x: str,
+    y: str,
+    xlabel: str,
+    split_by: list[str],
+    colours: dict,
+):
+    """One panel per task: a line per architecture (log x), and a line style per value of the
+    `split_by` columns that vary within the task, so different settings are never averaged."""
+    fig, axes = plotting.grid(len(tasks))
+    for ax, task in zip(axes, tasks, strict=True):
+        frame = data[data["task"] == task].copy()
+        varying = [c for c in split_by if frame[c].nunique() > 1]
+        style = None
+        if varying:
+            style = ", ".join(AXES[c] for c in varying)
+            frame[style] = frame[varying].astype(str).agg(", ".join, axis=1)
+        sns.lineplot(
+            data=frame,
+            x=x,
+            y=y,
+            hue="arch",
+            style=style,
+            marker="o",
+            errorbar=ci_band,
+            palette=colours,
+            ax=ax,
+        )
+        ax.set(xscale="log", title=str(task), xlabel=xlabel, ylabel="test accuracy", ylim=(0, 1.02))
+        plotting.plain_log_ticks(ax, frame[x])
+        ax.legend(fontsize="small")
+    return fig

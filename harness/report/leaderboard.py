@@ -41,6 +41,15 @@ def leaderboard_section(data: ReportData) -> Section:
     return section
 
 
+COLUMN_LABELS = {"seq_len": "train length", "d_model": "width", "n_layers": "layers"}
+
+
+def label(column: str) -> str:
+    """Header of a configuration column: plain words for spec fields, knob/override names as
+    they are written in suites ("knob.num_pairs", "set.attention.n_kv_heads")."""
+    return COLUMN_LABELS.get(column, column)
+
+
 def varying_columns(frame: pd.DataFrame) -> list[str]:
     """Configuration columns besides task and arch that take more than one value here."""
     keys = [c for c in group_columns(frame) if c not in ("task", "arch")]
@@ -62,7 +71,7 @@ def task_table(best: pd.DataFrame, tried: pd.DataFrame) -> Table:
         row = {
             "_sort": -test.mean if test.n else float("inf"),
             "architecture": str(key[0]),
-            **{c: fmt.values([v]) for c, v in zip(extra, key[1:], strict=True)},
+            **{label(c): fmt.values([v]) for c, v in zip(extra, key[1:], strict=True)},
             "lr (of tried)": f"{fmt.num(group['lr'].iloc[0])} (of {same['lr'].nunique()})",
             "ok seeds": f"{len(ok)}/{len(group)}",
             "val acc": fmt.fixed(ok["val_accuracy"].mean()) if len(ok) else "–",
