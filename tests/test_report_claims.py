@@ -57,6 +57,38 @@ def test_compute_scaling(metric):
     assert checks.compute_scaling(frame(attention + short), metric, "x").verdict == NOT_MEASURED
 
 
+def test_exact_counts_join_measured_and_counted_points():
+    """FLOPs are counted the same way on the meta device, so one model's measured short points
+    and counted long points form one series; the long end decides (L/(6d) ≫ 1 only there)."""
+    short = points("train", "mha", (128, 256, 512))
+    alone = checks.compute_scaling(frame(short + points("train", "lru")), "flops_per_step", "x")
+    assert alone.verdict == NOT_MEASURED  # the short range alone cannot tell
+    assert alone.evidence[0].startswith("mha: slope 1.26") and "(not measured)" in alone.evidence[0]
+    counted = points("counted", "mha", (4096, 16384, 65536))
+    joined = checks.compute_scaling(
+        frame(short + counted + points("train", "lru")), "flops_per_step", "x"
+    )
+    assert joined.verdict == SUPPORTED
+    assert joined.evidence[0].startswith("mha (all): slope 1.9")
+    assert "over L = 4,096…65,536" in joined.evidence[0]
+
+
+def test_noisy_timings_are_not_a_verdict():
+    """A time exponent on the wrong side whose 95% interval reaches back across the threshold
+    is undecided (not measured), not a contradiction."""
+    noisy = scaled(
+        points("train", "mamba"),
+        "step_s",
+        lambda L, v: v * {1024: 1.0, 2048: 3.0, 4096: 2.5}.get(L, 1.0),
+    )
+    claim = checks.compute_scaling(frame(points("train", "mha") + noisy), "step_s", "x")
+    assert claim.verdict == NOT_MEASURED
+    assert (
+        claim.evidence[-1].startswith("mamba: slope 1.68 [-4.42, 7.79]")
+        and "(not measured)" in claim.evidence[-1]
+    )
+
+
 def test_attention_memory_depends_on_the_implementation():
     fused, explicit = points("train", "mha"), points("train", "mha", impl="reference")
     claim = checks.attention_memory(frame(fused + explicit))
@@ -78,6 +110,10 @@ def test_lru_parallel_and_constant_state():
     narrow = points("decode", "lru", (256, 512))  # spans 2x < min_context_span
     assert checks.lru_constant_state(frame(narrow)).verdict == NOT_MEASURED
     assert checks.lru_parallel(frame(points("decode", "mha"))).verdict == NOT_MEASURED
+    noisy = points("decode", "lru")  # one long context slow, the others fast: timing noise
+    noisy[-1]["metrics"]["prefill_s"] = 4096 * noisy[-1]["metrics"]["decode_s_per_token"]
+    claim = checks.lru_parallel(frame(noisy))
+    assert claim.verdict == NOT_MEASURED and len(claim.evidence) == 3  # contexts 1024…4096
 
 
 def test_moe_claims(tmp_path):

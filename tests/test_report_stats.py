@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from harness.report import fmt
 from harness.report.markdown import escape
-from harness.report.plotting import short_number
+from harness.report.plotting import short_number, spaced_ticks
 from harness.report.stats import ci_band, long_fit, mean_ci, slope_text
 
 
@@ -58,6 +59,14 @@ def test_number_formatting():
     assert [short_number(x) for x in (512, 1024, 65536, 1 << 20, 1536, 3000)] == [
         "512", "1k", "64k", "1M", "1.5k", "3000"
     ]  # fmt: skip
+
+
+def test_length_ticks_never_crowd():
+    assert spaced_ticks([128, 256, 512, 1024]) == [128, 256, 512, 1024]
+    wide = [128, 256, 512, 1024, 4096, 16384, 65536, 1 << 20]
+    kept = spaced_ticks(wide)
+    assert kept[0] == 128 and len(kept) <= 7
+    assert all(b / a >= (wide[-1] / wide[0]) ** (1 / 6) for a, b in itertools.pairwise(kept))
 
 
 def test_markdown_escape_neutralises_markup_but_keeps_names_readable():

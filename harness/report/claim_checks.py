@@ -7,10 +7,12 @@ would be needed. Profile frames have one row per point (harness.report.data.prof
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from itertools import product
 
 import pandas as pd
 
+from harness.profile.scaling import LogLogFit
 from harness.report import fmt
 from harness.report.claims import (
     CONTRADICTED,
@@ -45,18 +47,43 @@ def all_claims(data: ReportData) -> list[Claim]:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def slopes(frame: pd.DataFrame, y: str) -> list[tuple[str, float, str]]:
-    """(series label, slope, evidence line) per series with enough distinct lengths."""
+@dataclass
+class Exponent:
+    """A series' fitted exponent and the evidence line that shows it."""
+
+    fit: LogLogFit
+    line: str
+
+    def side(self, threshold: float, above: bool) -> str:
+        """SUPPORTED when the exponent is on the claimed side of `threshold`; CONTRADICTED when
+        its whole 95% interval is on the other side; NOT_MEASURED (too noisy) in between."""
+        fit = self.fit
+        if (fit.slope >= threshold) if above else (fit.slope <= threshold):
+            return SUPPORTED
+        far = fit.ci_high if above else fit.ci_low
+        if far is not None and ((far < threshold) if above else (far > threshold)):
+            return CONTRADICTED
+        return NOT_MEASURED
+
+
+def slopes(frame: pd.DataFrame, y: str, *, join_methods: bool = False) -> list[Exponent]:
+    """The long-range exponent of `y` per series with ≥ min_slope_points lengths. With
+    `join_methods`, measured and counted points of one model form one series: right for exact
+    tensor-level counts (FLOPs, saved bytes), which the meta device counts the same way."""
+    keys = ["series"] if join_methods else ["series", "method"]
     found = []
-    for (series, method), points in frame.dropna(subset=[y]).groupby(["series", "method"]):
+    for key, points in frame.dropna(subset=[y]).groupby(keys):
         if points["length"].nunique() < T.min_slope_points:
             continue
         fit = long_fit(points["length"], points[y])
         if fit is None:
             continue
-        label = f"{series}{' (counted)' if method != 'measured' else ''}"
-        line = f"{label}: {slope_text(fit)} over L = {fmt.num(fit.x_min)}…{fmt.num(fit.x_max)}"
-        found.append((label, fit.slope, line))
+        methods = set(points["method"])
+        tag = "" if methods == {"measured"} else " (counted)" if len(methods) == 1 else " (all)"
+        line = (
+            f"{key[0]}{tag}: {slope_text(fit)} over L = {fmt.num(fit.x_min)}…{fmt.num(fit.x_max)}"
+        )
+        found.append(Exponent(fit, line))
     return found
 
 
@@ -119,8 +146,9 @@ def compute_scaling(prof: pd.DataFrame, y: str, what: str) -> Claim:
         f"model ≥ {T.quadratic_min_slope}, every SSM/LRU ≤ {T.linear_max_slope}."
     )
     rows = prof[prof["mode"].isin(["train", "counted"])]
-    quadratic = slopes(rows[rows["family"] == "attention"], y)
-    linear = slopes(rows[rows["family"].isin(LINEAR_FAMILIES)], y)
+    exact = y != "step_s"  # FLOPs are counted alike on the meta device; times are measured
+    quadratic = slopes(rows[rows["family"] == "attention"], y, join_methods=exact)
+    linear = slopes(rows[rows["family"].isin(LINEAR_FAMILIES)], y, join_methods=exact)
     need = f"needs {what} at ≥ {T.min_slope_points} lengths for an attention model and an SSM/LRU"
     return exponent_claim(Claim(statement, NOT_MEASURED, [need], rule), quadratic, linear)
 
@@ -136,23 +164,32 @@ def attention_memory(prof: pd.DataFrame) -> Claim:
         f"{T.linear_max_slope}."
     )
     rows = prof[prof["mode"].isin(["train", "counted"]) & (prof["family"] == "attention")]
-    reference = slopes(rows[rows["impl"] == "reference"], "saved_activations")
-    fused = slopes(rows[rows["impl"] == "sdpa"], "saved_activations")
+    reference = slopes(rows[rows["impl"] == "reference"], "saved_activations", join_methods=True)
+    fused = slopes(rows[rows["impl"] == "sdpa"], "saved_activations", join_methods=True)
     need = "needs saved-activation bytes of attention with impl 'reference' and 'sdpa'"
     return exponent_claim(Claim(statement, NOT_MEASURED, [need], rule), reference, fused)
 
 
-def exponent_claim(
-    unmeasured: Claim, quadratic: list[tuple[str, float, str]], linear: list[tuple[str, float, str]]
-) -> Claim:
-    """Supported when every `quadratic` series' exponent is ≥ the quadratic threshold and every
-    `linear` one's ≤ the linear threshold; `unmeasured` when either group has no series."""
+def exponent_claim(unmeasured: Claim, quadratic: list[Exponent], linear: list[Exponent]) -> Claim:
+    """Supported when every `quadratic` exponent is ≥ the quadratic threshold and every `linear`
+    one ≤ the linear threshold; contradicted when one is clearly (its whole 95% interval) on
+    the wrong side; otherwise — or when either group is empty — `unmeasured`."""
     if not quadratic or not linear:
         return unmeasured
-    ok = all(s >= T.quadratic_min_slope for _, s, _ in quadratic)
-    ok = ok and all(s <= T.linear_max_slope for _, s, _ in linear)
-    lines = [line for *_, line in quadratic + linear]
-    return Claim(unmeasured.statement, judge(ok), lines, unmeasured.rule)
+    sides = [e.side(T.quadratic_min_slope, above=True) for e in quadratic]
+    sides += [e.side(T.linear_max_slope, above=False) for e in linear]
+    lines = [
+        e.line + ("" if side == SUPPORTED else f" ({side})")
+        for e, side in zip(quadratic + linear, sides, strict=True)
+    ]
+    return Claim(unmeasured.statement, combine(sides), lines, unmeasured.rule)
+
+
+def combine(verdicts: list[str]) -> str:
+    """One verdict from several: any contradiction wins, then any undecided one."""
+    if CONTRADICTED in verdicts:
+        return CONTRADICTED
+    return NOT_MEASURED if NOT_MEASURED in verdicts or not verdicts else SUPPORTED
 
 
 # -- the LRU --------------------------------------------------------------------------------------
@@ -161,29 +198,31 @@ def lru_parallel(prof: pd.DataFrame) -> Claim:
         "The LRU trains in parallel: a whole sequence is processed at once, not token by token."
     )
     rule = (
-        f"At its longest profiled context, prefill (the parallel forward over the sequence) "
-        f"processes tokens ≥ {T.parallel_min_speedup:g}× faster than single-token decode "
-        f"steps."
+        f"Speedup = context × decode s/token ÷ prefill s (prefill is the parallel forward over "
+        f"the sequence): ≥ {T.parallel_min_speedup:g}× at every profiled context ≥ "
+        f"{T.parallel_min_context:,} (every context if none is that long) → supported; below at "
+        "every one → contradicted; contexts that disagree are timing noise (not measured)."
     )
     rows = prof[(prof["mode"] == "decode") & (prof["family"] == "linear-recurrence")]
-    rows = rows.dropna(subset=["prefill_s", "decode_s_per_token"]) if "prefill_s" in rows else rows
+    rows = rows.dropna(subset=["prefill_s", "decode_s_per_token"])
     if rows.empty:
-        return Claim(
-            statement,
-            NOT_MEASURED,
-            ["needs decode records of an LRU (seqbench profile --arch lru)"],
-            rule,
+        need = "needs decode records of an LRU (seqbench profile --arch lru)"
+        return Claim(statement, NOT_MEASURED, [need], rule)
+    evidence, verdicts = [], []
+    for series, points in rows.groupby("series"):
+        long = points[points["length"] >= T.parallel_min_context]
+        points = (long if not long.empty else points).sort_values("length")
+        speedups = points["length"] * points["decode_s_per_token"] / points["prefill_s"]
+        fast = speedups >= T.parallel_min_speedup
+        verdicts.append(
+            SUPPORTED if fast.all() else CONTRADICTED if not fast.any() else NOT_MEASURED
         )
-    evidence, speedups = [], []
-    for _, row in at_longest(rows, ["series"]).iterrows():
-        speedup = row["length"] * row["decode_s_per_token"] / row["prefill_s"]
-        speedups.append(speedup)
-        evidence.append(
-            f"{row['series']} at context {fmt.num(row['length'])}: prefill "
-            f"{fmt.seconds(row['prefill_s'])} vs {fmt.seconds(row['decode_s_per_token'])} per "
-            f"decoded token: {speedup:.1f}× faster per token"
-        )
-    return Claim(statement, judge(min(speedups) >= T.parallel_min_speedup), evidence, rule)
+        evidence += [
+            f"{series} at context {fmt.num(r.length)}: prefill {fmt.seconds(r.prefill_s)} vs "
+            f"{fmt.seconds(r.decode_s_per_token)} per decoded token: {x:.1f}× faster per token"
+            for r, x in zip(points.itertuples(), speedups, strict=True)
+        ]
+    return Claim(statement, combine(verdicts), evidence, rule)
 
 
 def lru_constant_state(prof: pd.DataFrame) -> Claim:
@@ -313,10 +352,10 @@ def gqa_quality(best_ok: pd.DataFrame) -> Claim:
             verdict, gap_text = quality_gap(base, test)
             verdicts.append(verdict)
             evidence.append(f"{line}: {gap_text}")
-    if not verdicts or (NOT_MEASURED in verdicts and CONTRADICTED not in verdicts):
+    if not verdicts:
         need = "needs ok runs of MHA and GQA models that differ only in kv-heads on a recall task"
         return Claim(statement, NOT_MEASURED, evidence or [need], rule)
-    return Claim(statement, judge(CONTRADICTED not in verdicts), evidence, rule)
+    return Claim(statement, combine(verdicts), evidence, rule)
 
 
 def quality_gap(mha: MeanCI, gqa: MeanCI) -> tuple[str, str]:

@@ -31,8 +31,10 @@ class Thresholds:
     constant_max_ratio: float = 1.01
     min_context_span: float = 4.0
     # Parallel training: processing a whole sequence at once (prefill) at least this many
-    # times faster per token than stepping through it one token at a time.
+    # times faster per token than stepping through it one token at a time, judged at contexts
+    # of at least `parallel_min_context` tokens (shorter prefills are dominated by overheads).
     parallel_min_speedup: float = 4.0
+    parallel_min_context: int = 1024
     # Flat MoE compute: FLOPs per token, largest ÷ smallest across expert counts at fixed k.
     flat_max_ratio: float = 1.10
     # GQA vs MHA quality on recall: MHA's mean test accuracy minus GQA's at most this, judged

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure as MplFigure
 from harness.report.document import Figure
 
 DPI = 110
-MAX_LENGTH_TICKS = 9
+MAX_TICKS = 6
 
 
 def style() -> None:
@@ -52,14 +52,25 @@ def plain_log_ticks(ax, lengths: Iterable[float], y_unit: str | None = None) -> 
     """Log-axis ticks at the lengths actually used (when few) as plain numbers ("1024"), and
     engineering units on y ("10 MB") instead of mathtext powers: easier to read, cheaper to
     render."""
-    used = sorted(set(lengths))
-    if 1 < len(used) <= MAX_LENGTH_TICKS:
-        ax.xaxis.set_major_locator(ticker.FixedLocator(used))
+    used = sorted({float(x) for x in lengths if x and x > 0})
+    if len(used) > 1:
+        ax.xaxis.set_major_locator(ticker.FixedLocator(spaced_ticks(used)))
     ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: short_number(x)))
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     if y_unit is not None:
-        ax.yaxis.set_major_formatter(ticker.EngFormatter(unit=y_unit, places=0))
+        ax.yaxis.set_major_formatter(ticker.EngFormatter(unit=y_unit))
         ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+
+
+def spaced_ticks(used: list[float]) -> list[float]:
+    """The used values to label on a log axis, at most about MAX_TICKS of them: each kept tick
+    is a fixed factor above the last, so labels never collide however wide the range."""
+    factor = max(1.5, (used[-1] / used[0]) ** (1 / MAX_TICKS))
+    kept = [used[0]]
+    for value in used[1:]:
+        if value >= kept[-1] * factor:
+            kept.append(value)
+    return kept
 
 
 def short_number(x: float) -> str:
