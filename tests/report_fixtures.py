@@ -368,6 +368,7 @@ def profile_sweep(
     records += [profile_record("counted", "mha", L, impl="reference") for L in counted]
     if "mha-moe" in archs:
         records += [profile_record("train", "mha-moe", 512, n_experts=e) for e in (4, 16)]
+    records.append(fit_record())
     records.append(
         profile_record(
             "train",
@@ -378,3 +379,13 @@ def profile_sweep(
         )
     )
     return records
+
+
+def fit_record() -> dict[str, Any]:
+    """A scaling fit the profiler derives from points (kind "profile", spec.mode "fit")."""
+    spec = {"mode": "fit", "of_mode": "train", "x": "seq_len", "series": {"arch": "mha"}}
+    fit = {"slope": 1.8, "intercept": -20.0, "ci_low": 1.7, "ci_high": 1.9, "r2": 0.99,
+           "n_points": 3, "x_min": 1024.0, "x_max": 4096.0}  # fmt: skip
+    metrics = {"fits": {"step_s": {"all": fit, "long": None, "points": []}}, "point_ids": []}
+    return make_record(kind="profile", run_id=spec_hash("profile", spec), spec=spec,
+                       status="ok", metrics=metrics, device="cpu")  # fmt: skip

@@ -9,7 +9,7 @@ import pytest
 from harness.cli import main
 from harness.report.compare import compare
 from tests.cli_helpers import assert_one_line_error, run_cli
-from tests.report_fixtures import profile_record, run_record, write_runs
+from tests.report_fixtures import fit_record, profile_record, run_record, write_runs
 
 
 def invoke(capsys, *args: str):
@@ -95,12 +95,14 @@ def test_compare_matches_across_devices_only_when_asked(tmp_path, capsys):
 
 
 def test_compare_profile_points_flags_any_change_in_exact_metrics(tmp_path):
-    a = folder_with(tmp_path, "a", [profile_record("decode", "mha", 1024)])
+    a = folder_with(tmp_path, "a", [profile_record("decode", "mha", 1024), fit_record()])
     changed = profile_record("decode", "mha", 1024)
     changed["metrics"]["state_bytes"] += 8
     changed["metrics"]["prefill_s"] *= 1.5
-    b = folder_with(tmp_path, "b", [changed])
-    deltas = {d.metric: d for d in compare(a, b).deltas}
+    b = folder_with(tmp_path, "b", [changed, fit_record()])
+    result = compare(a, b)
+    assert result.matched == 1  # the derived fit records are not compared
+    deltas = {d.metric: d for d in result.deltas}
     assert deltas["state_bytes"].flagged and deltas["state_bytes"].spread == 0.0
     assert not deltas["prefill_s"].flagged and deltas["prefill_s"].spread is None
 

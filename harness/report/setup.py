@@ -13,7 +13,7 @@ import pandas as pd
 
 from harness.records import STATUSES
 from harness.report import fmt
-from harness.report.data import ReportData
+from harness.report.data import ReportData, is_point
 from harness.report.document import Paragraph, Section, Table
 
 ENVIRONMENT_FIELDS = (
@@ -35,10 +35,13 @@ ENVIRONMENT_FIELDS = (
 def setup_section(data: ReportData) -> Section:
     created = sorted(r.get("created") or "" for r in data.records if r.get("created"))
     span = f", written {created[0]} … {created[-1]}" if created else ""
-    kinds = Counter(r["kind"] for r in data.records)
+    kinds = Counter(record_kind(r) for r in data.records)
+    fits = kinds.get(FIT, 0)
     intro = Paragraph(
         f"Built from {len(data.records)} records in {data.folder / 'runs'}: "
-        f"{kinds.get('run', 0)} training runs and {kinds.get('profile', 0)} profile points{span}."
+        f"{kinds.get('run', 0)} training runs and {kinds.get('profile', 0)} profile points"
+        + (f" (plus {fits} scaling fits the profiler derived from them)" if fits else "")
+        + f"{span}."
     )
     blocks = [intro, status_table(data.records), environment_table(data.records)]
     if not data.runs.empty:
@@ -48,10 +51,18 @@ def setup_section(data: ReportData) -> Section:
     return Section("Setup", blocks)
 
 
+FIT = "profile fit"
+
+
+def record_kind(record: dict[str, Any]) -> str:
+    """ "run", "profile" (a point) or "profile fit" (derived by the profiler from points)."""
+    return record["kind"] if record["kind"] == "run" or is_point(record) else FIT
+
+
 def status_table(records: list[dict[str, Any]]) -> Table:
-    counts = Counter((r["kind"], r["status"]) for r in records)
+    counts = Counter((record_kind(r), r["status"]) for r in records)
     rows = []
-    for kind in sorted({r["kind"] for r in records}):
+    for kind in sorted({record_kind(r) for r in records}):
         per = [counts.get((kind, s), 0) for s in STATUSES]
         rows.append([kind, *map(str, per), str(sum(per))])
     return Table(
