@@ -95,7 +95,7 @@ def task_panels(
 ):
     """One panel per task: a line per architecture (log x), and a line style per value of the
     `split_by` columns that vary within the task, so different settings are never averaged."""
-    fig, axes = plotting.grid(len(tasks))
+    fig, axes = plotting.grid(len(tasks), width=6.0, height=3.4, max_cols=1)
     for ax, task in zip(axes, tasks, strict=True):
         frame = data[data["task"] == task].copy()
         varying = [c for c in split_by if frame[c].nunique() > 1]
@@ -116,5 +116,5 @@ def task_panels(
         )
         ax.set(xscale="log", title=str(task), xlabel=xlabel, ylabel="test accuracy", ylim=(0, 1.02))
         plotting.plain_log_ticks(ax, frame[x])
-        ax.legend(fontsize="small")
+        plotting.legend_right(ax)
     return fig
