@@ -94,6 +94,7 @@ class ListOps(Task):
             f"no expression of {low}..{high} tokens exists with max_depth {self.max_depth} "
             f"and max_args {self.max_args} (seq_len {self.seq_len})",
         )
+        self.acceptance  # noqa: B018  a window trees (almost) never reach fails here, not mid-run
 
     # -- generation ------------------------------------------------------------------------------
     def generate(self, n: int, generator: torch.Generator) -> Batch:
@@ -154,22 +155,27 @@ class ListOps(Task):
         either way, and a root digit (one token) is drawn only when min_len allows it.
         """
         example, parent = torch.arange(m), torch.zeros(m, dtype=torch.long)
-        known = torch.zeros(m, dtype=torch.float64)  # tokens of the nodes drawn so far
+        least = torch.ones(m, dtype=torch.float64)  # tokens each tree has at the very least
         alive = torch.ones(m, dtype=torch.bool)
         levels = []
         for depth in range(1, self.max_depth + 1):
             k = len(example)
-            is_op = torch.rand(k, generator=g) < self.op_prob
+            # One uniform decides both: an operator when u < op_prob, and then u / op_prob is
+            # uniform again and picks the argument count.
+            u = torch.rand(k, generator=g)
+            is_op = u < self.op_prob
             if depth == self.max_depth:
                 is_op.zero_()
             elif depth == 1 and min_len > 1:
                 is_op.fill_(True)  # a lone digit would be rejected: skip drawing it
-            n_args = torch.where(is_op, sampling.randint(2, self.max_args + 1, (k,), g), 0)
+                u = u * self.op_prob
+            spread = self.max_args - 1  # counts 2 .. max_args
+            n_args = (2 + (u / self.op_prob * spread).long().clamp(max=spread - 1)) * is_op
             levels.append(Level(example, parent, is_op))
-            own = 1.0 + is_op.float()  # a digit, or an operator and its `]`
-            least = known + torch.bincount(example, weights=own + n_args, minlength=m)
-            known += torch.bincount(example, weights=own, minlength=m)
-            alive &= least <= high  # every pending argument adds at least one token
+            # A node counted as one token becomes an operator (+1 for its `]`) with n_args
+            # arguments of at least one token each.
+            least += torch.bincount(example, weights=is_op + n_args, minlength=m)
+            alive &= least <= high
             child_parent = torch.repeat_interleave(torch.arange(k), n_args * alive[example])
             example, parent = example[child_parent], child_parent
             if len(example) == 0:
@@ -181,8 +187,8 @@ class ListOps(Task):
         below: Level | None = None
         for level in reversed(levels):
             k = len(level.example)
-            level.op = sampling.randint(0, len(OPS), (k,), g)
-            digit = sampling.randint(0, 10, (k,), g)
+            draw = sampling.randint(0, 10 * len(OPS), (k,), g)  # operator and digit at once
+            level.op, digit = draw // 10, draw % 10
             if below is None:
                 op_value, op_size = digit, torch.ones(k, dtype=torch.long)
             else:
