@@ -13,7 +13,7 @@ Two measurements, both medians after warm-up, in one process, at one thread coun
    `wandb` at import time, which its generator never uses, so a stand-in module is used when
    wandb is not installed.
 
-    python benchmarks/bench_tasks.py [--batch 64] [--threads 1] [--zoology PATH]
+    python benchmarks/bench_tasks.py [--tasks T ...] [--batch 64] [--threads 1] [--zoology PATH]
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def train_step_seconds(task: Task, batch: Batch, repeats: int) -> float:
     return median_seconds(step, repeats=repeats)
 
 
-def task_table(batch_size: int, repeats: int) -> bool:
+def task_table(names: list[str], batch_size: int, repeats: int) -> bool:
     print(f"generation vs a training step (mha, d_model 64), batch {batch_size}")
     header = (
         f"{'task':15s} {'B x L':>9s} {'gen ms':>8s} {'Mtok/s':>7s} {'step ms':>8s} {'gen/step':>9s}"
@@ -70,7 +70,7 @@ def task_table(batch_size: int, repeats: int) -> bool:
     print(header)
     print("-" * len(header))
     worst = 0.0
-    for name in TASKS.names():
+    for name in names:
         task = make_task(name)
         gen = generation_seconds(task, batch_size, repeats)
         step = train_step_seconds(task, task.sample(batch_size, 0), repeats)
@@ -155,6 +155,7 @@ def same_task_check(ours: Task, segment: object, examples: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="*", default=None, help="Default: every task.")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=7)
@@ -163,7 +164,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s)\n")
-    task_table(args.batch, args.repeats)
+    task_table(args.tasks or TASKS.names(), args.batch, args.repeats)
     zoology_comparison(args.zoology, args.zoology_examples, args.repeats)
 
 
