@@ -179,3 +179,13 @@ def test_skipped_figures_and_single_seeds_say_why(tmp_path):
     assert markdown.count("| not measured |") == 9  # no profile, no MoE, no GQA
     assert "needs decode-state records of an MHA and a GQA/MQA model" in markdown
     assert pngs(tmp_path) == []
+
+
+def test_profile_only_folder(tmp_path):
+    write_runs(tmp_path, [profile_record("decode", "lru", L) for L in (256, 4096)])
+    files = build_report(tmp_path)
+    markdown = files.markdown.read_text()
+    assert "No training runs in this folder (profile records only)." in markdown
+    assert "**Accuracy vs training length** — not drawn: no ok training runs" in markdown
+    assert {p.name for p in files.figures} == {"state_vs_context.png", "throughput.png"}
+    assert list(csv.DictReader(files.runs_csv.open())) == []
