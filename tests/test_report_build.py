@@ -26,9 +26,11 @@ def full(tmp_path_factory) -> Path:
     and hostile strings from a plugin; the report built once for every test below."""
     folder = tmp_path_factory.mktemp("full")
     records = quick_runs(
-        archs=("mha", "gqa", "mamba", "lru", "mha-moe"), tasks=("mqar", "induction"),
-        lengths=(64, 128), widths=(32, 64),
-    )  # fmt: skip
+        archs=("mha", "gqa", "mamba", "lru", "mha-moe"),
+        tasks=("mqar", "induction"),
+        lengths=(64, 128),
+        widths=(32, 64),
+    )
     records.append(run_record(EVIL_ARCH, "mqar", seed=0))
     records.append(run_record(EVIL_ARCH, "mqar", seed=1, status="failed", reason=EVIL_REASON))
     records.append(profile_record("train", EVIL_ARCH, 512, status="failed", reason=EVIL_REASON))
@@ -48,9 +50,17 @@ def test_artefacts_and_tables(full):
         assert (full / name).stat().st_size > 0, name
     names = {p.stem for p in pngs(full)}
     assert "stale" not in names  # a rebuild never leaves a figure of an older build behind
-    assert {"accuracy_vs_seq_len", "accuracy_vs_d_model", "length_extrapolation",
-            "time_vs_length", "memory_vs_length", "state_vs_context", "throughput",
-            "flops_per_token", "moe_expert_load"} <= names  # fmt: skip
+    assert {
+        "accuracy_vs_seq_len",
+        "accuracy_vs_d_model",
+        "length_extrapolation",
+        "time_vs_length",
+        "memory_vs_length",
+        "state_vs_context",
+        "throughput",
+        "flops_per_token",
+        "moe_expert_load",
+    } <= names
     rows = list(csv.DictReader((full / "runs.csv").open()))
     runs = [r for r in iter_records(full) if r["kind"] == "run"]
     assert len(rows) == len(runs)
@@ -79,10 +89,17 @@ def test_leaderboard_numbers_come_from_the_records(full):
     chosen = [
         r["metrics"]["test"]["64"]["accuracy"]
         for r in iter_records(full)
-        if r["kind"] == "run" and r["status"] == "ok"
-        and (r["spec"]["arch"], r["spec"]["task"], r["spec"]["seq_len"], r["spec"]["d_model"],
-             r["spec"]["lr"]) == ("mha", "mqar", 64, 64, 3e-3)
-    ]  # fmt: skip
+        if r["kind"] == "run"
+        and r["status"] == "ok"
+        and (
+            r["spec"]["arch"],
+            r["spec"]["task"],
+            r["spec"]["seq_len"],
+            r["spec"]["d_model"],
+            r["spec"]["lr"],
+        )
+        == ("mha", "mqar", 64, 64, 3e-3)
+    ]
     assert len(chosen) == 2
     expected = mean_ci(chosen).format()
     table = (full / "report.md").read_text().split("### mqar")[1].split("###")[0]

@@ -37,10 +37,10 @@ def test_one_seed_gets_no_interval_and_says_so():
 def test_long_fit_uses_the_longest_half_of_the_lengths():
     lengths = [256, 512, 1024, 2048, 4096, 8192]
     times = [1e-6 * L + 1e-9 * L * L for L in lengths]  # linear at short L, quadratic at long L
-    fit = long_fit(lengths, times)
-    reference = np.polyfit(np.log(lengths[3:]), np.log(times[3:]), 1)[0]
+    fit = long_fit(lengths, times)  # the longest half, but at least four points: 1024…8192
+    reference = np.polyfit(np.log(lengths[2:]), np.log(times[2:]), 1)[0]
     assert fit.slope == pytest.approx(reference)
-    assert fit.n_points == 3 and fit.x_min == pytest.approx(2048)
+    assert fit.n_points == 4 and fit.x_min == pytest.approx(1024)
     assert fit.slope > np.polyfit(np.log(lengths), np.log(times), 1)[0]
     assert slope_text(fit).startswith(f"slope {reference:.2f} [")
     assert slope_text(long_fit([1, 2], [1, 2])) == "slope 1.00"
@@ -57,8 +57,13 @@ def test_number_formatting():
     assert fmt.values([128, 64, 64, None]) == "64, 128"
     assert fmt.counted(["a", "a", "b"]) == "a (2), b (1)"
     assert [short_number(x) for x in (512, 1024, 65536, 1 << 20, 1536, 3000)] == [
-        "512", "1k", "64k", "1M", "1.5k", "3000"
-    ]  # fmt: skip
+        "512",
+        "1k",
+        "64k",
+        "1M",
+        "1.5k",
+        "3000",
+    ]
 
 
 def test_length_ticks_never_crowd():

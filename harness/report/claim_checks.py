@@ -36,7 +36,7 @@ def all_claims(data: ReportData) -> list[Claim]:
     return [
         kv_cache(prof),
         compute_scaling(prof, "flops_per_step", "FLOPs of a training step (counted)"),
-        compute_scaling(prof, "step_s", "wall time of a training step (measured)"),
+        time_scaling(prof),
         attention_memory(prof),
         lru_parallel(prof),
         lru_constant_state(prof),
@@ -146,11 +146,26 @@ def compute_scaling(prof: pd.DataFrame, y: str, what: str) -> Claim:
         f"model ≥ {T.quadratic_min_slope}, every SSM/LRU ≤ {T.linear_max_slope}."
     )
     rows = prof[prof["mode"].isin(["train", "counted"])]
-    exact = y != "step_s"  # FLOPs are counted alike on the meta device; times are measured
+    exact = y.startswith("flops")  # counted alike on the meta device; times are measured
     quadratic = slopes(rows[rows["family"] == "attention"], y, join_methods=exact)
     linear = slopes(rows[rows["family"].isin(LINEAR_FAMILIES)], y, join_methods=exact)
     need = f"needs {what} at ≥ {T.min_slope_points} lengths for an attention model and an SSM/LRU"
     return exponent_claim(Claim(statement, NOT_MEASURED, [need], rule), quadratic, linear)
+
+
+def time_scaling(prof: pd.DataFrame) -> Claim:
+    """The compute claim on measured step times: CPU time where every point has it (robust to
+    other jobs on a shared CPU: time spent descheduled is not counted), else wall time."""
+    train = prof[prof["mode"] == "train"]
+    if cpu_times(train, "step_cpu_s"):
+        return compute_scaling(prof, "step_cpu_s", "CPU time of a training step (measured)")
+    return compute_scaling(prof, "step_s", "wall time of a training step (measured)")
+
+
+def cpu_times(rows: pd.DataFrame, *columns: str) -> bool:
+    """True when every row has the CPU-time `columns` (CPU runs of a profiler that records
+    them); the checks then use CPU time instead of wall time."""
+    return not rows.empty and all(c in rows and rows[c].notna().all() for c in columns)
 
 
 def attention_memory(prof: pd.DataFrame) -> Claim:
@@ -208,19 +223,26 @@ def lru_parallel(prof: pd.DataFrame) -> Claim:
     if rows.empty:
         need = "needs decode records of an LRU (seqbench profile --arch lru)"
         return Claim(statement, NOT_MEASURED, [need], rule)
+    cpu = cpu_times(rows, "prefill_cpu_s", "decode_cpu_s_per_token")
+    prefill, decode = (
+        ("prefill_cpu_s", "decode_cpu_s_per_token") if cpu else ("prefill_s", "decode_s_per_token")
+    )
+    clock = "CPU time" if cpu else "wall time"
     evidence, verdicts = [], []
     for series, points in rows.groupby("series"):
         long = points[points["length"] >= T.parallel_min_context]
         points = (long if not long.empty else points).sort_values("length")
-        speedups = points["length"] * points["decode_s_per_token"] / points["prefill_s"]
+        speedups = points["length"] * points[decode] / points[prefill]
         fast = speedups >= T.parallel_min_speedup
         verdicts.append(
             SUPPORTED if fast.all() else CONTRADICTED if not fast.any() else NOT_MEASURED
         )
         evidence += [
-            f"{series} at context {fmt.num(r.length)}: prefill {fmt.seconds(r.prefill_s)} vs "
-            f"{fmt.seconds(r.decode_s_per_token)} per decoded token: {x:.1f}× faster per token"
-            for r, x in zip(points.itertuples(), speedups, strict=True)
+            f"{series} at context {fmt.num(length)} ({clock}): prefill {fmt.seconds(p)} vs "
+            f"{fmt.seconds(d)} per decoded token: {x:.1f}× faster per token"
+            for length, p, d, x in zip(
+                points["length"], points[prefill], points[decode], speedups, strict=True
+            )
         ]
     return Claim(statement, combine(verdicts), evidence, rule)
 

@@ -159,6 +159,7 @@ def profile_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             continue
         spec = record["spec"]
         row.update(model_fields(spec.get("model")), dtype=spec.get("dtype"))
+        row["prefill_cpu_s"] = (record.get("metrics") or {}).get("prefill_cpu_s")
         row["flops_per_step"] = _times(row["flops_per_token"], row["batch"] * row["length"])
         row["decode_tokens_per_s"] = _times(
             1 / row["decode_s_per_token"] if row["decode_s_per_token"] else None, row["batch"]
@@ -178,7 +179,7 @@ def profile_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 PROFILE_COLUMNS = [
     *("run_id", "mode", "method", "arch", "impl", "length", "batch", "d_model", "n_layers"),
     *("overrides", "device", "status", "reason", *POINT_METRICS, *MODEL_COLUMNS, "dtype"),
-    *("flops_per_step", "decode_tokens_per_s", "series"),
+    *("prefill_cpu_s", "flops_per_step", "decode_tokens_per_s", "series"),
 ]
 
 

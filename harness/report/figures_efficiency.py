@@ -26,6 +26,7 @@ MEMORY_LABELS = {
 # Engineering-notation units of the y axes (tick labels like "10 MB", "2 ms").
 UNITS = {
     "step_s": "s",
+    "step_cpu_s": "s",
     "state_bytes": "B",
     "tokens_per_s": "",
     "decode_tokens_per_s": "",
@@ -97,14 +98,18 @@ def time_figure(ok: pd.DataFrame, folder: Path, colours: dict) -> Block:
     train = ok[(ok["mode"] == "train") & ok["step_s"].notna()]
     if train["length"].nunique() < 2:
         return Skipped(title, "fewer than two training lengths profiled")
-    fig = _panels([("forward + backward", train, "step_s", "seconds per step (median)")], colours)
+    panels = [("wall time, forward + backward", train, "step_s", "seconds per step (median)")]
+    if train["step_cpu_s"].notna().any():
+        panels.append(("CPU time of the process", train, "step_cpu_s", "CPU seconds per step"))
     return plotting.save(
-        fig,
+        _panels(panels, colours),
         folder,
         "time_vs_length",
         title,
-        "Median wall time of one training step (forward + backward) against sequence length, "
-        "log-log; legend: fitted exponent over the longest half of the lengths [95% CI].",
+        "Median time of one training step (forward + backward) against sequence length: wall "
+        "time, and process CPU time where recorded (on a shared CPU it leaves out time spent "
+        "waiting for a core); log-log; legend: fitted exponent over the longest half of the "
+        "lengths [95% CI].",
     )
 
 
