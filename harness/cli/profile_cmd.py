@@ -34,6 +34,11 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, list[Any]]:
     return sets
 
 
+def listed(values: tuple[Any, ...], default: tuple[Any, ...] = ()) -> list[Any]:
+    """A repeatable option's values in order, without repeats (the default when none given)."""
+    return list(dict.fromkeys(values or default))
+
+
 def resolve_device(device: str) -> str:
     import torch
 
@@ -192,13 +197,13 @@ def build_plan(opts: dict[str, Any]):  # -> SweepPlan (import kept lazy for a fa
         decode_steps=opts["decode_steps"],
     )
     return SweepPlan(
-        archs=list(dict.fromkeys(opts["archs"])),
-        seq_lens=list(opts["seq_lens"] or DEFAULT_SEQ_LENS),
-        contexts=list(opts["contexts"] or DEFAULT_CONTEXTS),
-        counted_lens=list(opts["counted_lens"] or DEFAULT_COUNTED_LENS),
-        batches=list(dict.fromkeys(opts["batches"] or (1,))),
-        d_models=list(dict.fromkeys(opts["d_models"])),
-        impls=list(dict.fromkeys(opts["impls"] or ("sdpa",))),
+        archs=listed(opts["archs"]),
+        seq_lens=listed(opts["seq_lens"], DEFAULT_SEQ_LENS),
+        contexts=listed(opts["contexts"], DEFAULT_CONTEXTS),
+        counted_lens=listed(opts["counted_lens"], DEFAULT_COUNTED_LENS),
+        batches=listed(opts["batches"], (1,)),
+        d_models=listed(opts["d_models"]),
+        impls=listed(opts["impls"], ("sdpa",)),
         sets=parse_sets(opts["sets"]),
         modes=[m for m in MODES if m in (opts["modes"] or MODES)],
         options=options,

@@ -19,7 +19,6 @@ Each number in a profile record names its method, because they measure different
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -195,7 +194,3 @@ def available_memory_bytes() -> int | None:
     except OSError:
         return None
     return None
-
-
-def page_size() -> int:
-    return os.sysconf("SC_PAGE_SIZE")
