@@ -113,12 +113,15 @@ class MoE(nn.Module):
 
     def _run_experts(self, x_sorted: Tensor, counts: Tensor) -> Tensor:
         """Each expert's SwiGLU on its contiguous slice of the sorted tokens (M, D)."""
+        # unbind once: indexing w_in[e] per expert would make backward build E full-size
+        # zero gradients (cost growing with E^2); unbind's backward stacks them once.
+        w_in, w_out = self.w_in.unbind(0), self.w_out.unbind(0)
         outputs = []
         for e, chunk in enumerate(x_sorted.split(counts.tolist(), dim=0)):
             if chunk.shape[0] == 0:
                 continue
-            gate, up = (chunk @ self.w_in[e]).chunk(2, dim=-1)  # (n_e, H) each
-            outputs.append((F.silu(gate) * up) @ self.w_out[e])  # (n_e, D)
+            gate, up = (chunk @ w_in[e]).chunk(2, dim=-1)  # (n_e, H) each
+            outputs.append((F.silu(gate) * up) @ w_out[e])  # (n_e, D)
         if not outputs:
             return x_sorted.new_zeros(0, self.w_out.shape[-1])
         return torch.cat(outputs, dim=0)
