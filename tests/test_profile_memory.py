@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from torch import nn
@@ -65,3 +67,19 @@ def test_allocation_failures_are_recognised_as_oom() -> None:
     assert is_oom_error(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried"))
     assert not is_oom_error(RuntimeError("shape mismatch"))
     assert not is_oom_error(ValueError("can't allocate memory"))
+
+
+def test_the_inplace_shortcut_changes_no_count() -> None:
+    """Counting a recurrent scan with and without the meta shortcut gives identical numbers."""
+    import harness.profile.meta as meta
+
+    spec = make_spec("counted", "mamba", TINY, 96, PointOptions())
+    fast = count_on_meta(spec)
+    original = meta.InplaceMetaShortcut
+    try:
+        meta.InplaceMetaShortcut = contextlib.nullcontext  # type: ignore[misc,assignment]
+        slow = count_on_meta(spec)
+    finally:
+        meta.InplaceMetaShortcut = original
+    for key in ("flops_per_step", "saved_activations", "state_bytes", "flops_by_op"):
+        assert fast[key] == slow[key]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.profile.points import PointOptions, make_spec
-from harness.profile.runner import Job, run_jobs
+from harness.profile.runner import Job, predicted_over_budget, run_jobs
 
 TINY = {"d_model": 32, "n_layers": 1}
 OPTS = PointOptions(repeats=1)
@@ -34,3 +34,15 @@ def test_over_budget_point_is_killed_and_a_new_worker_takes_the_rest() -> None:
     assert first["status"] == "failed" and "time budget" in first["reason"]
     assert second["status"] == "failed" and second["reason"].startswith("skipped")
     assert third["status"] == "ok" and third["metrics"]["method"] == "counted-meta"
+
+
+def test_a_point_predicted_over_budget_is_recorded_without_running() -> None:
+    short = Job(make_spec("counted", "mha", TINY, 64, OPTS), 60)
+    huge = Job(make_spec("counted", "mha", TINY, 64 * 10**7, OPTS), 1.0)
+    results = [result for _, result in run_jobs([short, huge], fresh_each=False)]
+    assert results[0]["status"] == "ok"
+    assert results[1]["status"] == "failed"
+    assert results[1]["reason"].startswith("predicted over the per-point time budget")
+    assert predicted_over_budget((64, 0.5), huge) is not None
+    assert predicted_over_budget((64, 0.5), short) is None
+    assert predicted_over_budget(None, huge) is None

@@ -141,6 +141,9 @@ positive = click.IntRange(min=1)
     "[half of the available memory].",
 )
 @click.option(
+    "--threads", type=positive, default=None, help="torch threads in each worker [torch's default]."
+)
+@click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
 @click.option(
@@ -195,6 +198,7 @@ def build_plan(opts: dict[str, Any]):  # -> SweepPlan (import kept lazy for a fa
         seed=opts["seed"],
         repeats=opts["repeats"],
         decode_steps=opts["decode_steps"],
+        threads=opts["threads"],
     )
     return SweepPlan(
         archs=listed(opts["archs"]),

@@ -13,6 +13,12 @@ call runs the flash kernel `_scaled_dot_product_flash_attention_for_cpu` (which 
 k, v, the output and a per-row logsumexp), and that op does have a meta implementation, so
 `FusedAttentionOnMeta` routes meta calls to it. The explicit-softmax path is untouched.
 
+A second one only saves time: an in-place pointwise op (`addcmul_`, `mul_`, ...) on a meta
+tensor changes neither its shape nor its dtype, yet torch runs a Python reference to check
+it, about a millisecond each. Recurrent scans that loop over time steps issue one per step,
+so `InplaceMetaShortcut` answers those ops with their input (they count zero FLOPs and save
+nothing either way), which makes counting such models several times faster.
+
 Models whose forward reads data (MoE routing sizes its expert batches from the router's
 choices with `.tolist()`) cannot run on meta; such points fail with a message saying so.
 """
@@ -24,6 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from architectures.contract import state_bytes
 from harness.profile.memory import SavedTensorBytes
@@ -54,6 +61,24 @@ class FusedAttentionOnMeta(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+class InplaceMetaShortcut(TorchDispatchMode):
+    """Return the input of in-place pointwise ops on meta tensors without running their check.
+
+    Enter it *outside* the FLOP counter, so that the counter still sees every op first.
+    """
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        target = args[0] if args else None
+        if (
+            isinstance(target, torch.Tensor)
+            and target.is_meta
+            and torch.Tag.pointwise in func.tags
+            and func._schema.name.endswith("_")
+        ):
+            return target
+        return func(*args, **(kwargs or {}))
+
+
 class DataDependentError(RuntimeError):
     """The model's forward needs tensor values, which the meta device does not have."""
 
@@ -65,7 +90,7 @@ def count_on_meta(spec: dict[str, Any]) -> dict[str, Any]:
     inputs = random_tokens(spec, spec["seq_len"] + 1, device)  # (B, L+1)
     tokens = spec["batch"] * spec["seq_len"]
     try:
-        with FusedAttentionOnMeta():
+        with FusedAttentionOnMeta(), InplaceMetaShortcut():
             saved = SavedTensorBytes.for_model(model)
             flops = flop_count_step(model, inputs, saved)  # one pass: Python loops are slow
             with torch.no_grad():

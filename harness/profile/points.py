@@ -32,6 +32,7 @@ class PointOptions:
     seed: int = 0
     repeats: int = 3  # timed training steps (median) after one warm-up step
     decode_steps: int = 16  # timed decode steps (median) after two warm-up steps
+    threads: int | None = None  # torch threads in the worker (None: torch's default)
 
 
 def make_spec(
@@ -55,6 +56,7 @@ def make_spec(
         "device": "meta" if mode == "counted" else options.device,
         "dtype": options.dtype,
         "seed": options.seed,
+        "threads": None if mode == "counted" else options.threads,
         "model": config.to_dict(),
     }
     if mode == "train":

@@ -8,8 +8,7 @@ Why a separate process per job (training points) or per batch (decode, counted):
 Workers are forked from a forkserver that has imported torch and the architectures once
 (`runner.py`), so a fresh process costs milliseconds instead of the seconds of a torch import.
 A job is {"spec", "budget_s", "max_memory_bytes"}; a result is {"run_id", "status", "reason",
-"metrics", "timings"}. After a job of a series fails, the rest of that series is answered
-"skipped" without running (a longer length would fail the same way).
+"metrics", "timings"}. Jobs arrive one at a time, so the parent decides what runs next.
 
 For debugging, `python -m harness.profile.worker < jobs.json` runs a JSON list of jobs in this
 process and prints one JSON result per line.
@@ -19,10 +18,12 @@ from __future__ import annotations
 
 import ctypes
 import json
+import multiprocessing
+import multiprocessing.connection
 import os
 import sys
+import threading
 import time
-from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -35,8 +36,8 @@ import architectures  # noqa: F401  (registers every preset before the fork)
 from harness.profile.decode import measure_decode
 from harness.profile.memory import is_oom_error, lift_address_space_limit, limit_address_space
 from harness.profile.meta import count_on_meta
-from harness.profile.outcome import one_line, skipped
-from harness.profile.points import point_id, series_key
+from harness.profile.outcome import one_line
+from harness.profile.points import point_id
 from harness.profile.train_step import measure_train
 
 M_TRIM_THRESHOLD = -1
@@ -65,6 +66,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     status, reason, metrics = "ok", None, {}
     limited = spec["device"] == "cpu" and job.get("max_memory_bytes") is not None
+    if spec.get("threads"):
+        # Why a knob: on a machine shared with other work, many small ops on 2 threads can be
+        # slower than on one (each op waits for a descheduled thread); the user chooses.
+        torch.set_num_threads(spec["threads"])
     try:
         if limited:
             limit_address_space(job["max_memory_bytes"])
@@ -91,28 +96,37 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def serve(jobs: list[dict[str, Any]], emit: Callable[[dict[str, Any]], None]) -> None:
-    failed_series: dict[str, str] = {}
-    for job in jobs:
-        key = series_key(job["spec"])
-        if key in failed_series:
-            result = skipped(job["spec"], failed_series[key])
-        else:
-            result = run_job(job)
-            if result["status"] != "ok":
-                failed_series[key] = result["status"]
-        emit(result)
+def child_main(conn: Connection, log_path: str) -> None:
+    """Entry point of a forked worker: jobs in through `conn` until None, results out.
 
-
-def child_main(jobs: list[dict[str, Any]], conn: Connection, log_path: str) -> None:
-    """Entry point of a forked worker: output to a log file, results through `conn`."""
+    Output goes to a log file whose last line explains a crash.
+    """
     log = os.open(log_path, os.O_WRONLY | os.O_APPEND)
     os.dup2(log, 1)
     os.dup2(log, 2)
+    exit_with_parent()
     fix_malloc_thresholds()
     start_thread_pools()
-    serve(jobs, conn.send)
+    while (job := conn.recv()) is not None:
+        conn.send(run_job(job))
     conn.close()
+
+
+def exit_with_parent() -> None:
+    """End this worker as soon as the sweep that started it is gone (killed, interrupted).
+
+    Why: the per-point budget is enforced by the parent; without it an orphaned worker could
+    run a long point to its end on a machine others share.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def start_thread_pools() -> None:
@@ -127,7 +141,8 @@ def start_thread_pools() -> None:
 
 def main() -> None:
     fix_malloc_thresholds()
-    serve(json.load(sys.stdin), lambda result: print(json.dumps(result), flush=True))
+    for job in json.load(sys.stdin):
+        print(json.dumps(run_job(job)), flush=True)
 
 
 if __name__ == "__main__":
