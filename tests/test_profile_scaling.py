@@ -57,6 +57,6 @@ def test_two_points_have_no_interval_and_unusable_points_are_dropped() -> None:
 
 
 def test_long_range_keeps_the_longest_half() -> None:
-    assert long_range([256, 512, 1024, 2048, 4096, 8192]) == [2048, 4096, 8192]
-    assert long_range(list(range(1, 9))) == [5, 6, 7, 8]
+    assert long_range([256, 512, 1024, 2048, 4096, 8192]) == [1024, 2048, 4096, 8192]
+    assert long_range(list(range(1, 11))) == [6, 7, 8, 9, 10]
     assert long_range([1, 2]) == [1, 2]

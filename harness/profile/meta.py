@@ -16,8 +16,9 @@ k, v, the output and a per-row logsumexp), and that op does have a meta implemen
 A second one only saves time: an in-place pointwise op (`addcmul_`, `mul_`, ...) on a meta
 tensor changes neither its shape nor its dtype, yet torch runs a Python reference to check
 it, about a millisecond each. Recurrent scans that loop over time steps issue one per step,
-so `InplaceMetaShortcut` answers those ops with their input (they count zero FLOPs and save
-nothing either way), which makes counting such models several times faster.
+so `InplaceMetaShortcut` answers those ops with their input, ahead of the FLOP counter (torch
+counts no FLOPs for pointwise ops, and in-place ops save nothing), which makes counting such
+models several times faster.
 
 Models whose forward reads data (MoE routing sizes its expert batches from the router's
 choices with `.tolist()`) cannot run on meta; such points fail with a message saying so.
@@ -62,10 +63,7 @@ class FusedAttentionOnMeta(TorchFunctionMode):
 
 
 class InplaceMetaShortcut(TorchDispatchMode):
-    """Return the input of in-place pointwise ops on meta tensors without running their check.
-
-    Enter it *outside* the FLOP counter, so that the counter still sees every op first.
-    """
+    """Return the input of in-place pointwise ops on meta tensors without running their check."""
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         target = args[0] if args else None
@@ -90,10 +88,11 @@ def count_on_meta(spec: dict[str, Any]) -> dict[str, Any]:
     inputs = random_tokens(spec, spec["seq_len"] + 1, device)  # (B, L+1)
     tokens = spec["batch"] * spec["seq_len"]
     try:
-        with FusedAttentionOnMeta(), InplaceMetaShortcut():
+        with FusedAttentionOnMeta():
             saved = SavedTensorBytes.for_model(model)
-            flops = flop_count_step(model, inputs, saved)  # one pass: Python loops are slow
-            with torch.no_grad():
+            # one pass for FLOPs and bytes: Python loops over time steps are slow on meta
+            flops = flop_count_step(model, inputs, saved, inner=InplaceMetaShortcut)
+            with torch.no_grad(), InplaceMetaShortcut():
                 _, state = model.prefill(inputs[:, :-1])
     except (NotImplementedError, RuntimeError) as exc:
         if "meta" in str(exc).lower() or "data-dependent" in str(exc).lower():

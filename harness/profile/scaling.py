@@ -64,8 +64,12 @@ def fit_loglog(xs: Sequence[float], ys: Sequence[float]) -> LogLogFit | None:
     return LogLogFit(slope, intercept, ci_low, ci_high, r2, n, min(xs_used), max(xs_used))
 
 
-def long_range(xs: Sequence[float], min_points: int = 3) -> list[float]:
-    """The longest half of the distinct x values (at least `min_points` of them when possible)."""
+def long_range(xs: Sequence[float], min_points: int = 4) -> list[float]:
+    """The longest half of the distinct x values (at least `min_points` of them when possible).
+
+    Why at least four: with three points the slope's interval has one degree of freedom
+    (t = 12.7) and says nothing; four give t = 4.3.
+    """
     distinct = sorted(set(xs))
     keep = max(min_points, (len(distinct) + 1) // 2)
     return distinct[-keep:]

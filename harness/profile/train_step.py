@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -58,6 +59,7 @@ def measure_train(spec: dict[str, Any], budget_s: float | None = None) -> dict[s
     return {
         "step_s": step_s,
         "step_s_repeats": times,
+        "step_s_min": min(times),
         "repeats_done": repeats,
         "warmup_s": warmup_s,
         "tokens_per_step": tokens,
@@ -70,14 +72,18 @@ def measure_train(spec: dict[str, Any], budget_s: float | None = None) -> dict[s
 
 
 def flop_count_step(
-    model: nn.Module, inputs: Tensor, saved: SavedTensorBytes | None = None
+    model: nn.Module,
+    inputs: Tensor,
+    saved: SavedTensorBytes | None = None,
+    inner: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> dict[str, Any]:
     """One step under torch's FLOP counter (also the warm-up step of a measured point).
 
     Why not in the memory step: the counter's first use builds Python-side state that would
-    show up in the RSS peak. `saved` also counts saved tensors in the same pass (meta only).
+    show up in the RSS peak. `saved` also counts saved tensors in the same pass (meta only);
+    `inner` is a mode entered inside the counter, so it sees each op before the counter does.
     """
-    with flop_counter() as counter:
+    with flop_counter() as counter, inner():
         with saved.track() if saved is not None else contextlib.nullcontext():
             loss = step_loss(model, inputs)
         forward = counter.get_total_flops()
