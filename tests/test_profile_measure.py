@@ -16,6 +16,7 @@ def test_training_point_reports_every_named_method_and_consistent_rates() -> Non
     spec = make_spec("train", "mha", TINY, 64, PointOptions(batch=2, repeats=2))
     m = measure_train(spec)
     assert m["repeats_done"] == 2 and len(m["step_s_repeats"]) == 2
+    assert len(m["step_cpu_s_repeats"]) == 2 and m["step_cpu_s"] > 0  # CPU time on CPU
     assert m["tokens_per_step"] == 128
     assert m["tokens_per_s"] == pytest.approx(128 / m["step_s"])
     memory = m["memory_bytes"]

@@ -141,7 +141,12 @@ positive = click.IntRange(min=1)
     "[half of the available memory].",
 )
 @click.option(
-    "--threads", type=positive, default=None, help="torch threads in each worker [torch's default]."
+    "--threads",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="torch threads in each worker; 0 keeps torch's default. One is the default because "
+    "on a CPU shared with other work, timings with more threads than free cores swing by 10x.",
 )
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
@@ -198,7 +203,7 @@ def build_plan(opts: dict[str, Any]):  # -> SweepPlan (import kept lazy for a fa
         seed=opts["seed"],
         repeats=opts["repeats"],
         decode_steps=opts["decode_steps"],
-        threads=opts["threads"],
+        threads=opts["threads"] or None,
     )
     return SweepPlan(
         archs=listed(opts["archs"]),

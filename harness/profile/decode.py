@@ -15,7 +15,7 @@ import torch
 
 from architectures.contract import state_bytes
 from harness.profile.points import build_model, random_tokens
-from harness.profile.timing import median, timed_call
+from harness.profile.timing import summarise, timed_call
 
 DECODE_WARMUP_STEPS = 2
 PREFILL_WARMUP_TOKENS = 32
@@ -31,24 +31,27 @@ def measure_decode(spec: dict[str, Any]) -> dict[str, Any]:
 
     with torch.no_grad():
         model.prefill(prompt[:, :PREFILL_WARMUP_TOKENS])  # warms kernels, not timed
-        prefill_s, (_, state) = timed_call(lambda: model.prefill(prompt), device)
+        prefill, (_, state) = timed_call(lambda: model.prefill(prompt), device)
         bytes_at_context = state_bytes(state)
         per_layer = [state_bytes(layer_state) for layer_state in state]
         step_times = []
         for i in range(n_steps):
             token = tokens[:, context + i]  # (B,)
-            seconds, (_, state) = timed_call(lambda t=token, s=state: model.step(t, s), device)
-            step_times.append(seconds)
+            timing, (_, state) = timed_call(lambda t=token, s=state: model.step(t, s), device)
+            step_times.append(timing)
         bytes_after = state_bytes(state)
 
-    timed_steps = step_times[DECODE_WARMUP_STEPS:]
+    decode = summarise(step_times[DECODE_WARMUP_STEPS:], "decode")
     batch = spec["batch"]
     return {
-        "prefill_s": prefill_s,
-        "prefill_tokens_per_s": batch * context / prefill_s,
-        "decode_s_per_token": median(timed_steps),
-        "decode_s_repeats": timed_steps,
-        "decode_tokens_per_s": batch / median(timed_steps),
+        "prefill_s": prefill.wall_s,
+        "prefill_cpu_s": prefill.cpu_s,
+        "prefill_tokens_per_s": batch * context / prefill.wall_s,
+        "decode_s_per_token": decode["decode_s"],
+        "decode_cpu_s_per_token": decode["decode_cpu_s"],
+        "decode_s_repeats": decode["decode_s_repeats"],
+        "decode_cpu_s_repeats": decode["decode_cpu_s_repeats"],
+        "decode_tokens_per_s": batch / decode["decode_s"],
         "state_bytes": bytes_at_context,
         "state_bytes_per_layer": per_layer,
         "state_bytes_after_decode": bytes_after,

@@ -18,13 +18,20 @@ from harness.records import spec_hash
 QUANTITIES = {
     "train": (
         "step_s",
+        "step_cpu_s",
         "memory_bytes.cpu_rss_delta",
         "memory_bytes.saved_activations",
         "memory_bytes.cuda_peak_allocated",
         "flops_per_token",
         "flops_per_step",
     ),
-    "decode": ("state_bytes", "decode_s_per_token", "prefill_s"),
+    "decode": (
+        "state_bytes",
+        "decode_s_per_token",
+        "decode_cpu_s_per_token",
+        "prefill_s",
+        "prefill_cpu_s",
+    ),
     "counted": ("state_bytes", "saved_activations", "flops_per_token", "flops_per_step"),
 }
 

@@ -15,6 +15,7 @@ from harness.profile.points import LENGTH_FIELD
 
 POINT_METRICS = {
     "step_s": "step_s",
+    "step_cpu_s": "step_cpu_s",
     "tokens_per_s": "tokens_per_s",
     "cpu_rss_delta": "memory_bytes.cpu_rss_delta",
     "saved_activations": "memory_bytes.saved_activations",
@@ -22,6 +23,7 @@ POINT_METRICS = {
     "flops_per_token": "flops_per_token",
     "prefill_s": "prefill_s",
     "decode_s_per_token": "decode_s_per_token",
+    "decode_cpu_s_per_token": "decode_cpu_s_per_token",
     "state_bytes": "state_bytes",
     "params_total": "parameters.total",
     "params_active": "parameters.active",

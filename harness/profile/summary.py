@@ -13,6 +13,7 @@ MB = 1e6
 COLUMNS = {
     "train": {
         "ms/step": ("step_s", 1e-3, "{:.1f}"),
+        "cpu ms/step": ("step_cpu_s", 1e-3, "{:.1f}"),
         "tok/s": ("tokens_per_s", 1, "{:,.0f}"),
         "rss MB": ("cpu_rss_delta", MB, "{:.1f}"),
         "saved MB": ("saved_activations", MB, "{:.1f}"),
@@ -23,6 +24,7 @@ COLUMNS = {
     "decode": {
         "prefill s": ("prefill_s", 1, "{:.3f}"),
         "ms/token": ("decode_s_per_token", 1e-3, "{:.2f}"),
+        "cpu ms/token": ("decode_cpu_s_per_token", 1e-3, "{:.2f}"),
         "state KiB": ("state_bytes", 1024, "{:,.1f}"),
     },
     "counted": {

@@ -5,7 +5,7 @@ Runs inside a fresh worker process (see worker.py), in this order:
    kernels and thread pools), gradients zeroed in place so they stay allocated;
 2. one measured step with every memory method and the FLOP counter active (not timed: the
    hooks cost a little);
-3. `repeats` timed steps, median reported.
+3. `repeats` timed steps, median wall and CPU time reported (see timing.py).
 Gradients are allocated before the measured step on purpose: the memory numbers are then
 what a step needs *beyond* parameters and gradients (activations, transients), which is what
 differs between architectures and what the tensor-level method counts.
@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from harness.profile.flops import flop_counter, flops_by_op
 from harness.profile.memory import CudaPeakWindow, RssWindow, SavedTensorBytes
 from harness.profile.points import build_model, random_tokens
-from harness.profile.timing import median, repeat_times, repeats_within, timed_call
+from harness.profile.timing import repeat_times, repeats_within, summarise, timed_call
 
 
 def step_loss(model: nn.Module, inputs: Tensor) -> Tensor:
@@ -47,23 +47,20 @@ def measure_train(spec: dict[str, Any], budget_s: float | None = None) -> dict[s
     model = build_model(spec, device).train()
     inputs = random_tokens(spec, spec["seq_len"] + 1, device)  # (B, L+1): L predicted tokens
 
-    warmup_s, flops = timed_call(lambda: flop_count_step(model, inputs), device)
+    warmup, flops = timed_call(lambda: flop_count_step(model, inputs), device)
     model.zero_grad(set_to_none=False)
     memory = memory_step(model, inputs, device)
 
     left = None if budget_s is None else budget_s - (time.perf_counter() - started)
-    repeats = repeats_within(left, warmup_s, spec["repeats"])
-    times = repeat_times(lambda: training_step(model, inputs), device, repeats)
+    repeats = repeats_within(left, warmup.wall_s, spec["repeats"])
+    times = summarise(repeat_times(lambda: training_step(model, inputs), device, repeats), "step")
     tokens = spec["batch"] * spec["seq_len"]
-    step_s = median(times)
     return {
-        "step_s": step_s,
-        "step_s_repeats": times,
-        "step_s_min": min(times),
+        **times,
         "repeats_done": repeats,
-        "warmup_s": warmup_s,
+        "warmup_s": warmup.wall_s,
         "tokens_per_step": tokens,
-        "tokens_per_s": tokens / step_s,
+        "tokens_per_s": tokens / times["step_s"],
         "memory_bytes": memory,
         **flop_metrics(flops, tokens),
         "parameters": model.parameter_counts(),

@@ -67,8 +67,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     status, reason, metrics = "ok", None, {}
     limited = spec["device"] == "cpu" and job.get("max_memory_bytes") is not None
     if spec.get("threads"):
-        # Why a knob: on a machine shared with other work, many small ops on 2 threads can be
-        # slower than on one (each op waits for a descheduled thread); the user chooses.
+        # Why a knob: on a CPU shared with other work, each parallel op waits for its slowest
+        # thread; with more threads than free cores that is a descheduled one, so small ops
+        # take a time slice each (measured: Mamba 7x slower on 2 threads than on 1).
         torch.set_num_threads(spec["threads"])
     try:
         if limited:
