@@ -78,6 +78,18 @@ def fits_table(fit_records: list[dict[str, Any]]) -> str | None:
     return frame[[*keys, "x range", "n_points", "slope [95% CI]"]].to_string(index=False)
 
 
+def failures_list(point_records: list[dict[str, Any]]) -> str | None:
+    """One line per point that is not ok: what, status, why."""
+    from harness.profile.progress import point_label
+
+    lines = [
+        f"  {point_label(r['spec'])}: {r['status']} — {(r['reason'] or '')[:160]}"
+        for r in point_records
+        if r["status"] != "ok"
+    ]
+    return "\n".join(lines) if lines else None
+
+
 def summary(point_records: list[dict[str, Any]], fit_records: list[dict[str, Any]]) -> str:
     titles = {
         "train": "Training step (forward+backward), measured",
@@ -92,4 +104,7 @@ def summary(point_records: list[dict[str, Any]], fit_records: list[dict[str, Any
     table = fits_table(fit_records)
     if table:
         parts.append(f"Log-log scaling exponents (slope of log y on log x)\n{table}")
+    failed = failures_list(point_records)
+    if failed:
+        parts.append(f"Points not ok\n{failed}")
     return "\n\n".join(parts)
