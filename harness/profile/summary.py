@@ -69,12 +69,15 @@ def fits_table(fit_records: list[dict[str, Any]]) -> str | None:
     if frame.empty:
         return None
     frame["impl"] = frame["impl"].fillna("-")
+    keys = ["mode", "arch", "impl", "overrides", "x", "quantity", "range"]
+    frame = frame.sort_values(keys, kind="stable")
     frame["slope [95% CI]"] = [
         f"{s:.2f}" + (f" [{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else "")
         for s, lo, hi in zip(frame["slope"], frame["ci_low"], frame["ci_high"], strict=True)
     ]
-    frame["x range"] = [f"{a:g}-{b:g}" for a, b in zip(frame["x_min"], frame["x_max"], strict=True)]
-    keys = ["mode", "arch", "impl", "overrides", "x", "quantity", "range"]
+    frame["x range"] = [
+        f"{a:,.0f}-{b:,.0f}" for a, b in zip(frame["x_min"], frame["x_max"], strict=True)
+    ]
     return frame[[*keys, "x range", "n_points", "slope [95% CI]"]].to_string(index=False)
 
 
