@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from seqbench.errors import UserError
+
+if TYPE_CHECKING:  # the profiler imports torch; keep `seqbench --help` fast
+    from harness.profile.sweep import SweepPlan
 
 DEFAULT_OUT = "results/profile"
 
@@ -186,7 +189,7 @@ def command(**opts: Any) -> None:  # fmt: skip
                f"{opts['out_dir']}/runs")  # fmt: skip
 
 
-def build_plan(opts: dict[str, Any]):  # -> SweepPlan (import kept lazy for a fast --help)
+def build_plan(opts: dict[str, Any]) -> SweepPlan:
     from harness.profile.points import MODES, PointOptions
     from harness.profile.sweep import (
         DEFAULT_CONTEXTS,

@@ -27,9 +27,10 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+import torch
+
 # FlopCounterMode imports torch._dynamo (about 800 modules) on first use; importing it here
 # puts it in the forkserver once instead of costing every fresh worker seconds.
-import torch
 import torch._dynamo
 
 import architectures  # noqa: F401  (registers every preset before the fork)
