@@ -82,23 +82,24 @@ def scan_inplace(lam: Tensor, x: Tensor, chunk: int, reverse: bool = False) -> N
 
 class LinearScanFn(torch.autograd.Function):
     """x = scan(λ, v) for v (b, L, N); backward = the reverse-time scan with conj(λ), and
-    dL/dλ = Σ_t g_t conj(x_{t-1}) (`vecdot` conjugates its first argument)."""
+    dL/dλ = Σ_t g_t conj(x_{t-1}) (`vecdot` conjugates its first argument).
+
+    The scans run in place on a time-major *view* of a (b, L, N) copy, so inputs, outputs and
+    gradients keep the caller's layout and no transposed copies are made.
+    """
 
     @staticmethod
     def forward(ctx, lam: Tensor, v: Tensor, chunk: int) -> Tensor:  # type: ignore[override]
-        x = v.transpose(0, 1).contiguous()  # (L, b, N)
-        scan_inplace(lam, x, chunk)
-        out = x.transpose(0, 1)  # (b, L, N), a view of the time-major result
-        ctx.save_for_backward(lam, out)
+        x = v.contiguous().clone()  # (b, L, N)
+        scan_inplace(lam, x.transpose(0, 1), chunk)
+        ctx.save_for_backward(lam, x)
         ctx.chunk = chunk
-        return out
+        return x
 
     @staticmethod
     def backward(ctx, grad_x: Tensor) -> tuple[Tensor, Tensor, None]:  # type: ignore[override]
-        lam, out = ctx.saved_tensors
-        x = out.transpose(0, 1)  # (L, b, N)
-        g = grad_x.transpose(0, 1).contiguous()  # (L, b, N)
-        scan_inplace(lam.conj(), g, ctx.chunk, reverse=True)  # g_t = x'_t + conj(λ) g_{t+1}
-        n = lam.shape[0]
-        grad_lam = torch.linalg.vecdot(x[:-1].reshape(-1, n), g[1:].reshape(-1, n), dim=0)
-        return grad_lam, g.transpose(0, 1), None
+        lam, x = ctx.saved_tensors
+        g = grad_x.contiguous().clone()  # becomes dL/dv
+        scan_inplace(lam.conj(), g.transpose(0, 1), ctx.chunk, reverse=True)
+        grad_lam = torch.linalg.vecdot(x[:, :-1], g[:, 1:], dim=1).sum(0)  # (N,)
+        return grad_lam, g, None
