@@ -13,9 +13,9 @@ import pytest
 from architectures import CHANNEL_MIXERS, MIXERS, PRESETS
 from architectures.conformance import (
     ConformanceReport,
-    GateConfig,
     check_architecture,
-    check_sequence_mixer,
+    check_registered_channel_mixer,
+    check_registered_mixer,
 )
 
 SEQUENCE_CHECKS = (
@@ -40,15 +40,13 @@ CHANNEL_CHECKS = (
 
 
 @cache
-def report_for(name: str) -> ConformanceReport:
-    return check_architecture(name)
-
-
-@cache
-def mixer_report(name: str) -> ConformanceReport:
-    """The mixer's own checks: by name alone, a preset of the same name (mamba, lru) wins."""
-    cls = MIXERS.get(name)
-    return check_sequence_mixer(lambda: cls(GateConfig().d_model, layer_idx=0), name)
+def report_for(kind: str, name: str) -> ConformanceReport:
+    checks = {
+        "mixer": check_registered_mixer,
+        "channel": check_registered_channel_mixer,
+        "preset": check_architecture,
+    }
+    return checks[kind](name)
 
 
 def _verdict(report: ConformanceReport, check: str) -> None:
@@ -60,18 +58,18 @@ def _verdict(report: ConformanceReport, check: str) -> None:
 @pytest.mark.parametrize("check", SEQUENCE_CHECKS)
 @pytest.mark.parametrize("name", MIXERS.names())
 def test_sequence_mixer(name: str, check: str) -> None:
-    _verdict(mixer_report(name), check)
+    _verdict(report_for("mixer", name), check)
 
 
 @pytest.mark.parametrize("check", CHANNEL_CHECKS)
 @pytest.mark.parametrize("name", CHANNEL_MIXERS.names())
 def test_channel_mixer(name: str, check: str) -> None:
-    _verdict(report_for(name), check)
+    _verdict(report_for("channel", name), check)
 
 
 @pytest.mark.parametrize("name", PRESETS.names())
 def test_preset_passes_whole_gate(name: str) -> None:
-    report = report_for(name)
+    report = report_for("preset", name)
     assert report.passed, report.format()
     assert any(c.name == "model: decode equals forward" for c in report.checks)
     assert report.state_bytes[64] > 0 and report.state_bytes[256] > 0
