@@ -41,6 +41,7 @@ def fit_loglog(xs: Sequence[float], ys: Sequence[float]) -> LogLogFit | None:
 
     None when fewer than two usable points or all x equal.
     """
+    used = [x for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0]
     pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0]
     n = len(pts)
     if n < 2:
@@ -60,8 +61,7 @@ def fit_loglog(xs: Sequence[float], ys: Sequence[float]) -> LogLogFit | None:
     if n >= 3:
         half = t_quantile(0.5 + CONFIDENCE / 2, n - 2) * math.sqrt(ssr / (n - 2) / sxx)
         ci_low, ci_high = slope - half, slope + half
-    xs_used = [math.exp(p[0]) for p in pts]
-    return LogLogFit(slope, intercept, ci_low, ci_high, r2, n, min(xs_used), max(xs_used))
+    return LogLogFit(slope, intercept, ci_low, ci_high, r2, n, min(used), max(used))
 
 
 def long_range(xs: Sequence[float], min_points: int = 4) -> list[float]:
