@@ -20,8 +20,9 @@ so `InplaceMetaShortcut` answers those ops with their input, ahead of the FLOP c
 counts no FLOPs for pointwise ops, and in-place ops save nothing), which makes counting such
 models several times faster.
 
-Models whose forward reads data (MoE routing sizes its expert batches from the router's
-choices with `.tolist()`) cannot run on meta; such points fail with a message saying so.
+Models whose forward reads tensor values cannot run on meta; such points fail with a message
+saying so. (The in-tree MoE counts on paper: on meta it assumes perfectly balanced routing,
+which gives its exact expert FLOPs, since those depend only on tokens x k.)
 """
 
 from __future__ import annotations
@@ -97,8 +98,7 @@ def count_on_meta(spec: dict[str, Any]) -> dict[str, Any]:
     except (NotImplementedError, RuntimeError) as exc:
         if "meta" in str(exc).lower() or "data-dependent" in str(exc).lower():
             raise DataDependentError(
-                f"cannot count on the meta device (forward reads tensor values, e.g. MoE "
-                f"routing): {one_line(exc)}"
+                f"cannot count on the meta device (forward reads tensor values): {one_line(exc)}"
             ) from None
         raise
     return {
