@@ -22,9 +22,16 @@ def cli() -> None:
 
 def _register_commands() -> None:
     # Imported here so `harness.cli` stays importable while a command module is being loaded.
-    from harness.cli import check_arch_cmd, compare_cmd, list_cmd, report_cmd, sample_cmd
+    from harness.cli import (
+        check_arch_cmd,
+        compare_cmd,
+        list_cmd,
+        profile_cmd,
+        report_cmd,
+        sample_cmd,
+    )
 
-    for module in (list_cmd, check_arch_cmd, sample_cmd, report_cmd, compare_cmd):
+    for module in (list_cmd, check_arch_cmd, sample_cmd, profile_cmd, report_cmd, compare_cmd):
         cli.add_command(module.command)
 
 
