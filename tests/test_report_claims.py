@@ -187,3 +187,19 @@ def test_cpu_time_is_preferred_where_every_point_has_it():
     for record in lru:
         del record["metrics"]["prefill_cpu_s"]
     assert checks.lru_parallel(frame(lru)).verdict == CONTRADICTED
+
+
+def test_time_below_quadratic_proves_nothing_where_flops_are_not_quadratic_yet():
+    """At short lengths attention's linear projections outweigh its L² products, so even its
+    counted FLOPs grow slower than L^1.5: a linear-looking time there is not a contradiction.
+    Where the FLOPs do grow quadratically, a linear time is one."""
+    lru = points("train", "lru")
+
+    def linear_time(lengths):
+        return scaled(points("train", "mha", lengths), "step_cpu_s", lambda L, v: 1e-5 * L)
+
+    short = checks.time_scaling(frame(linear_time((128, 256, 512, 1024)) + lru))
+    assert short.verdict == NOT_MEASURED
+    assert "the FLOPs exponent over these lengths is 1.3" in short.evidence[0]
+    long = checks.time_scaling(frame(linear_time((4096, 8192, 16384, 32768)) + lru))
+    assert long.verdict == CONTRADICTED and long.evidence[0].endswith("(contradicted)")

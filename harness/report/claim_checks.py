@@ -12,7 +12,7 @@ from itertools import product
 
 import pandas as pd
 
-from harness.profile.scaling import LogLogFit
+from harness.profile.scaling import LogLogFit, fit_loglog
 from harness.report import fmt
 from harness.report.claims import (
     CONTRADICTED,
@@ -53,13 +53,18 @@ class Exponent:
 
     fit: LogLogFit
     line: str
+    points: pd.DataFrame  # the rows the exponent was fitted on (and their other columns)
+    undecided: str | None = None  # why a miss of the threshold would prove nothing, if so
 
     def side(self, threshold: float, above: bool) -> str:
         """SUPPORTED when the exponent is on the claimed side of `threshold`; CONTRADICTED when
-        its whole 95% interval is on the other side; NOT_MEASURED (too noisy) in between."""
+        its whole 95% interval is on the other side (unless `undecided` says why missing the
+        threshold proves nothing here); NOT_MEASURED (too noisy) in between."""
         fit = self.fit
         if (fit.slope >= threshold) if above else (fit.slope <= threshold):
             return SUPPORTED
+        if self.undecided:
+            return NOT_MEASURED
         far = fit.ci_high if above else fit.ci_low
         if far is not None and ((far < threshold) if above else (far > threshold)):
             return CONTRADICTED
@@ -78,12 +83,13 @@ def slopes(frame: pd.DataFrame, y: str, *, join_methods: bool = False) -> list[E
         fit = long_fit(points["length"], points[y])
         if fit is None:
             continue
+        points = points[points["length"].between(fit.x_min * 0.999, fit.x_max * 1.001)]
         methods = set(points["method"])
         tag = "" if methods == {"measured"} else " (counted)" if len(methods) == 1 else " (all)"
         line = (
             f"{key[0]}{tag}: {slope_text(fit)} over L = {fmt.num(fit.x_min)}…{fmt.num(fit.x_max)}"
         )
-        found.append(Exponent(fit, line))
+        found.append(Exponent(fit, line, points))
     return found
 
 
@@ -149,6 +155,9 @@ def compute_scaling(prof: pd.DataFrame, y: str, what: str) -> Claim:
     exact = y.startswith("flops")  # counted alike on the meta device; times are measured
     quadratic = slopes(rows[rows["family"] == "attention"], y, join_methods=exact)
     linear = slopes(rows[rows["family"].isin(LINEAR_FAMILIES)], y, join_methods=exact)
+    if not exact:
+        for exponent in quadratic:
+            exponent.undecided = pre_asymptotic(exponent.points)
     need = f"needs {what} at ≥ {T.min_slope_points} lengths for an attention model and an SSM/LRU"
     return exponent_claim(Claim(statement, NOT_MEASURED, [need], rule), quadratic, linear)
 
@@ -157,9 +166,23 @@ def time_scaling(prof: pd.DataFrame) -> Claim:
     """The compute claim on measured step times: CPU time where every point has it (robust to
     other jobs on a shared CPU: time spent descheduled is not counted), else wall time."""
     train = prof[prof["mode"] == "train"]
-    if cpu_times(train, "step_cpu_s"):
-        return compute_scaling(prof, "step_cpu_s", "CPU time of a training step (measured)")
-    return compute_scaling(prof, "step_s", "wall time of a training step (measured)")
+    y, clock = ("step_cpu_s", "CPU") if cpu_times(train, "step_cpu_s") else ("step_s", "wall")
+    return compute_scaling(prof, y, f"{clock} time of a training step (measured)")
+
+
+def pre_asymptotic(points: pd.DataFrame) -> str | None:
+    """Why a measured attention time exponent cannot test "quadratic", if it cannot: over the
+    lengths it was fitted on, the counted FLOPs themselves grow with an exponent below the
+    quadratic threshold (the linear projections still outweigh the L² products), so time
+    cannot be expected to either."""
+    flops = points.dropna(subset=["flops_per_step"])
+    fit = fit_loglog(flops["length"], flops["flops_per_step"]) if len(flops) > 1 else None
+    if fit is None or fit.slope >= T.quadratic_min_slope:
+        return None
+    return (
+        f"not measured: the FLOPs exponent over these lengths is {fit.slope:.2f}, the L² term "
+        "does not dominate yet; profile longer lengths"
+    )
 
 
 def cpu_times(rows: pd.DataFrame, *columns: str) -> bool:
@@ -194,7 +217,7 @@ def exponent_claim(unmeasured: Claim, quadratic: list[Exponent], linear: list[Ex
     sides = [e.side(T.quadratic_min_slope, above=True) for e in quadratic]
     sides += [e.side(T.linear_max_slope, above=False) for e in linear]
     lines = [
-        e.line + ("" if side == SUPPORTED else f" ({side})")
+        e.line + ("" if side == SUPPORTED else f" ({e.undecided or side})")
         for e, side in zip(quadratic + linear, sides, strict=True)
     ]
     return Claim(unmeasured.statement, combine(sides), lines, unmeasured.rule)
