@@ -8,7 +8,7 @@ import click
 
 from harness.cli.format import table
 
-KINDS = ("architectures",)
+KINDS = ("architectures", "suites")
 
 
 def architecture_rows() -> list[dict[str, object]]:
@@ -40,7 +40,12 @@ def architecture_rows() -> list[dict[str, object]]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list instead of a table.")
 def command(kind: str, as_json: bool) -> None:
     """List architectures (presets), tasks or suites."""
-    rows = architecture_rows()
+    if kind == "suites":
+        from harness.suites import suite_rows
+
+        rows = suite_rows()
+    else:
+        rows = architecture_rows()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -53,3 +58,5 @@ def command(kind: str, as_json: bool) -> None:
             f"\nparameters at the default size with a {DEFAULT_VOCAB}-token vocabulary; "
             "override any field with --set KEY=VALUE"
         )
+    if kind == "suites":
+        click.echo("\nrun one with: seqbench run --suite NAME (or your own: --config FILE.toml)")
