@@ -12,13 +12,12 @@ SHOWN = ["task", "arch", "seq_len", "d_model", "lr"]
 def summary_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean validation/test accuracy over seeds per configuration, with run and ok counts.
 
-    Besides task/arch/length/width/lr, any other spec column that varies in `frame` becomes a
-    key too, so different configurations are never averaged together.
+    Besides task/arch/length/width/lr, any other spec column that varies within a task becomes
+    a key too, so different configurations are never averaged together (knobs that merely
+    differ between tasks are not shown).
     """
-    varying = [
-        c for c in group_columns(frame) if c not in SHOWN and frame[c].nunique(dropna=False) > 1
-    ]
-    keys = [c for c in SHOWN if c in frame.columns] + varying
+    keys = [c for c in SHOWN if c in frame.columns]
+    keys += [c for c in group_columns(frame) if c not in SHOWN and _varies_within_task(frame, c)]
     ok = frame.assign(ok=frame["status"] == "ok")
     table = ok.groupby(keys, dropna=False, sort=True).agg(
         runs=("run_id", "count"),
@@ -34,6 +33,11 @@ def summary_frame(frame: pd.DataFrame) -> pd.DataFrame:
     if (table["longest"] == table["seq_len"]).all():
         table = table.drop(columns=["longest", "test_acc_longest"])
     return table
+
+
+def _varies_within_task(frame: pd.DataFrame, column: str) -> bool:
+    counts = frame.groupby("task")[column].nunique(dropna=False)
+    return bool((counts > 1).any())
 
 
 def summary_table(frame: pd.DataFrame) -> str:
