@@ -4,7 +4,7 @@ Importing this package registers every in-tree architecture. Heavy optional code
 CUDA kernels) is imported only inside the fast paths that use it.
 """
 
-from architectures import attention, mlp, moe, presets  # noqa: F401  (registration)
+from architectures import attention, lru, mamba, mamba2, mlp, moe, presets  # noqa: F401
 from architectures.contract import (
     AuxLossProvider,
     ChannelMixer,

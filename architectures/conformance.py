@@ -364,8 +364,26 @@ def _check_model(config: Any, cfg: GateConfig, report: ConformanceReport) -> Non
     checker.run("decode equals forward", decode)
 
 
+def check_registered_mixer(name: str, cfg: GateConfig | None = None) -> ConformanceReport:
+    """The sequence mixer registered as `name`, at its default hyper-parameters."""
+    cfg = cfg or GateConfig()
+    cls = MIXERS.get(name)
+    return check_sequence_mixer(lambda: cls(cfg.d_model, layer_idx=0), name, cfg)
+
+
+def check_registered_channel_mixer(name: str, cfg: GateConfig | None = None) -> ConformanceReport:
+    """The channel mixer registered as `name`, at its default hyper-parameters."""
+    cfg = cfg or GateConfig()
+    cls = CHANNEL_MIXERS.get(name)
+    return check_channel_mixer(lambda: cls(cfg.d_model, layer_idx=0), name, cfg)
+
+
 def check_architecture(name: str, cfg: GateConfig | None = None) -> ConformanceReport:
-    """Check a preset, a registered mixer or channel mixer, or a `pkg.mod:Class`."""
+    """Check a `pkg.mod:Class`, else a preset, else a registered mixer or channel mixer.
+
+    A name that is both a preset and a mixer (`mamba`) means the preset, which covers the
+    mixer at the preset's hyper-parameters and the whole model.
+    """
     cfg = cfg or GateConfig()
     if is_dotted_path(name):
         cls = MIXERS.get(name)
@@ -378,10 +396,8 @@ def check_architecture(name: str, cfg: GateConfig | None = None) -> ConformanceR
     if name in PRESETS:
         return check_preset(PRESETS.get(name), cfg)
     if name in MIXERS:
-        cls = MIXERS.get(name)
-        return check_sequence_mixer(lambda: cls(cfg.d_model, layer_idx=0), name, cfg)
+        return check_registered_mixer(name, cfg)
     if name in CHANNEL_MIXERS:
-        cls = CHANNEL_MIXERS.get(name)
-        return check_channel_mixer(lambda: cls(cfg.d_model, layer_idx=0), name, cfg)
+        return check_registered_channel_mixer(name, cfg)
     PRESETS.get(name)  # raises the "did you mean" error over architecture names
     raise AssertionError("unreachable")

@@ -143,3 +143,42 @@ register_preset(
     ffn="moe",
     ffn_kwargs={"n_experts": 8, "top_k": 2},
 )
+
+# -- recurrent presets (issue 3) ----------------------------------------------------------------
+# Mamba and Mamba-2 blocks have no separate MLP in their papers (the gated in/out expansion plays
+# its role), and the papers match a Transformer's budget by stacking two Mamba blocks per
+# attention+MLP layer. At a fixed 2 layers the same budget comes from widening the block:
+# expand 3.5 puts both within a few percent of `mha`. The LRU paper follows each recurrent
+# layer with an MLP, so `lru` keeps the SwiGLU and its d_state 128 lands on mha's count.
+register_preset(
+    "mamba",
+    "ssm",
+    "Mamba-1 (selective scan), no MLP as in the paper, expand 3.5 to match mha's parameters",
+    layer_pattern=("mamba",),
+    mixer_kwargs={"mamba": {"expand": 3.5}},
+    ffn="none",
+)
+register_preset(
+    "mamba2",
+    "ssm",
+    "Mamba-2 (SSD, scalar decay per head), no MLP as in the paper, expand 3.5 to match mha",
+    layer_pattern=("mamba2",),
+    mixer_kwargs={"mamba2": {"expand": 3.5}},
+    ffn="none",
+)
+register_preset(
+    "lru",
+    "linear-recurrence",
+    "Linear Recurrent Unit, 128 complex states, followed by SwiGLU as in the paper",
+    layer_pattern=("lru",),
+    mixer_kwargs={"lru": {"d_state": 128}},
+)
+register_preset(
+    "hybrid",
+    "hybrid",
+    "two Mamba layers per attention layer, no MLP; Mamba expand 3 to match mha's parameters",
+    n_layers=3,
+    layer_pattern=("mamba", "mamba", "attention"),
+    mixer_kwargs={"mamba": {"expand": 3}, "attention": {"n_heads": 8, "n_kv_heads": 8}},
+    ffn="none",
+)

@@ -5,6 +5,18 @@ fields with defaults. `sample(n, seed)` returns a `Batch` of int64 tensors (n, s
 `targets` holds -100 wherever no loss or metric applies. Generation runs on the CPU with a
 seeded `torch.Generator`, so the same seed gives the same data on any machine; callers move
 batches to their device. `at_length(L)` gives the task at another length for extrapolation.
+
+What the harness uses: `make_task(name, **knobs)`, `vocab_size` (every token id, input or
+target, is below it), `seq_len`, `at_length(L)`, `split_batch(n, seed, split, *index)`,
+`knobs()`, and the class attributes `name` and `description`.
+
+What a task also provides, for tests, the CLI and documentation (not needed by the harness):
+- `oracle(inputs)`: the answer the inputs determine at each position, computed example by
+  example in plain Python. It is the obviously-correct reference beside the vectorised
+  `generate`: tests require it to equal `targets` on every scored position.
+- `token_names()`: display names of special tokens (markers, padding) for `seqbench sample`.
+- `variants`: named knob overrides the literature evaluates on (e.g. flip-flop's dense and
+  sparse test distributions); `task.variant(name)` builds one.
 """
 
 from __future__ import annotations
@@ -43,6 +55,8 @@ class Task:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    # Named knob overrides from the literature, e.g. {"dense": {"p_ignore": 0.1}}.
+    variants: ClassVar[dict[str, dict[str, Any]]] = {}
 
     vocab_size: int = 64
     seq_len: int = 64
@@ -55,18 +69,34 @@ class Task:
         """n examples at self.seq_len, drawn only from `generator` (vectorised torch code)."""
         raise NotImplementedError
 
+    def oracle(self, inputs: Tensor) -> Tensor:
+        """(B, L) answers the inputs determine (IGNORE_INDEX elsewhere), by plain Python loops."""
+        raise NotImplementedError
+
     def validate(self) -> None:
-        """Raise UserError (one line) for knobs that cannot make a valid example."""
+        """Raise UserError (one line) for knobs that cannot make a valid example.
+
+        Subclasses call `super().validate()` first, then `self.check(...)` their own rules.
+        """
         for knob in ("vocab_size", "seq_len"):
             value = getattr(self, knob)
-            if not isinstance(value, int) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise UserError(f"{self.name}: {knob} must be a positive integer, got {value!r}")
 
     def at_length(self, seq_len: int) -> Task:
         """This task at another sequence length (override to rescale other knobs)."""
         return dataclasses.replace(self, seq_len=seq_len)
 
+    def token_names(self) -> dict[int, str]:
+        """Display names of special token ids (for `seqbench sample`); plain ids need none."""
+        return {}
+
     # -- shared ---------------------------------------------------------------------------------
+    def check(self, condition: bool, message: str) -> None:
+        """One-line UserError naming the task when a knob rule fails."""
+        if not condition:
+            raise UserError(f"{self.name}: {message}")
+
     def sample(self, n: int, seed: int) -> Batch:
         """n examples from an explicit seed."""
         generator = torch.Generator().manual_seed(seed)
@@ -81,13 +111,30 @@ class Task:
     def knobs(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def variant(self, name: str) -> Task:
+        """This task with one of its named `variants` applied."""
+        return dataclasses.replace(self, **variant_knobs(type(self), name))
+
+
+def variant_knobs(cls: type[Task], name: str) -> dict[str, Any]:
+    """The knob overrides of a named variant; one-line error for an unknown name."""
+    if name not in cls.variants:
+        hint = did_you_mean(name, list(cls.variants))
+        known = ", ".join(cls.variants) or "none"
+        raise UserError(f"{cls.name} has no variant {name!r}{hint} (variants: {known})")
+    return dict(cls.variants[name])
+
+
+def knob_names(cls: type[Task]) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
 
 def make_task(name: str, **knobs: Any) -> Task:
     """Build a registered (or `pkg.mod:Class`) task from knobs; unknown knobs fail in one line."""
     from tasks.registry import TASKS
 
     cls = TASKS.get(name)
-    allowed = [f.name for f in dataclasses.fields(cls)]
+    allowed = knob_names(cls)
     for key in knobs:
         if key not in allowed:
             hint = did_you_mean(key, allowed)

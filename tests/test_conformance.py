@@ -11,7 +11,12 @@ from functools import cache
 import pytest
 
 from architectures import CHANNEL_MIXERS, MIXERS, PRESETS
-from architectures.conformance import ConformanceReport, check_architecture
+from architectures.conformance import (
+    ConformanceReport,
+    check_architecture,
+    check_registered_channel_mixer,
+    check_registered_mixer,
+)
 
 SEQUENCE_CHECKS = (
     "contract",
@@ -35,8 +40,13 @@ CHANNEL_CHECKS = (
 
 
 @cache
-def report_for(name: str) -> ConformanceReport:
-    return check_architecture(name)
+def report_for(kind: str, name: str) -> ConformanceReport:
+    checks = {
+        "mixer": check_registered_mixer,
+        "channel": check_registered_channel_mixer,
+        "preset": check_architecture,
+    }
+    return checks[kind](name)
 
 
 def _verdict(report: ConformanceReport, check: str) -> None:
@@ -48,18 +58,18 @@ def _verdict(report: ConformanceReport, check: str) -> None:
 @pytest.mark.parametrize("check", SEQUENCE_CHECKS)
 @pytest.mark.parametrize("name", MIXERS.names())
 def test_sequence_mixer(name: str, check: str) -> None:
-    _verdict(report_for(name), check)
+    _verdict(report_for("mixer", name), check)
 
 
 @pytest.mark.parametrize("check", CHANNEL_CHECKS)
 @pytest.mark.parametrize("name", CHANNEL_MIXERS.names())
 def test_channel_mixer(name: str, check: str) -> None:
-    _verdict(report_for(name), check)
+    _verdict(report_for("channel", name), check)
 
 
 @pytest.mark.parametrize("name", PRESETS.names())
 def test_preset_passes_whole_gate(name: str) -> None:
-    report = report_for(name)
+    report = report_for("preset", name)
     assert report.passed, report.format()
     assert any(c.name == "model: decode equals forward" for c in report.checks)
     assert report.state_bytes[64] > 0 and report.state_bytes[256] > 0

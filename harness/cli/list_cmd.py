@@ -8,7 +8,7 @@ import click
 
 from harness.cli.format import table
 
-KINDS = ("architectures", "suites")
+KINDS = ("architectures", "tasks", "suites")
 
 
 def architecture_rows() -> list[dict[str, object]]:
@@ -35,6 +35,42 @@ def architecture_rows() -> list[dict[str, object]]:
     return rows
 
 
+def task_rows() -> list[dict[str, object]]:
+    """Every task with its one-line description, knobs with defaults and named variants."""
+    from tasks import TASKS
+    from tasks.knobs import describe_knobs
+
+    rows = []
+    for name in TASKS.names():
+        cls = TASKS.get(name)
+        rows.append(
+            {
+                "name": name,
+                "description": cls.description,
+                "knobs": describe_knobs(cls),
+                "variants": dict(cls.variants),
+            }
+        )
+    return rows
+
+
+def print_tasks(rows: list[dict[str, object]]) -> None:
+    """One block per task: name and description, then its knobs (as CLI options) and variants."""
+    from tasks.knobs import option_name
+
+    for row in rows:
+        click.echo(f"{row['name']}  {row['description']}")
+        knobs = row["knobs"]
+        assert isinstance(knobs, dict)
+        click.echo("    " + "  ".join(f"{option_name(k)} {v}" for k, v in knobs.items()))
+        variants = row["variants"]
+        assert isinstance(variants, dict)
+        for variant, overrides in variants.items():
+            sets = " ".join(f"{option_name(k)} {v}" for k, v in overrides.items())
+            click.echo(f"    variant {variant}: {sets}")
+    click.echo("\nsee examples with: seqbench sample TASK [--KNOB VALUE ...] [--n N] [--seed S]")
+
+
 @click.command("list")
 @click.argument("kind", type=click.Choice(KINDS), default="architectures")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list instead of a table.")
@@ -45,18 +81,21 @@ def command(kind: str, as_json: bool) -> None:
 
         rows = suite_rows()
     else:
-        rows = architecture_rows()
+        rows = task_rows() if kind == "tasks" else architecture_rows()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    if kind == "tasks":
+        print_tasks(rows)
+        return
     headers = list(rows[0]) if rows else []
     click.echo(table(headers, [list(r.values()) for r in rows]))
-    if kind == "architectures":
-        from architectures.presets import DEFAULT_VOCAB
-
-        click.echo(
-            f"\nparameters at the default size with a {DEFAULT_VOCAB}-token vocabulary; "
-            "override any field with --set KEY=VALUE"
-        )
     if kind == "suites":
         click.echo("\nrun one with: seqbench run --suite NAME (or your own: --config FILE.toml)")
+        return
+    from architectures.presets import DEFAULT_VOCAB
+
+    click.echo(
+        f"\nparameters at the default size with a {DEFAULT_VOCAB}-token vocabulary; "
+        "override any field with --set KEY=VALUE"
+    )

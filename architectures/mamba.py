@@ -1,0 +1,176 @@
+"""Mamba-1 (S6; Gu & Dao 2023): a selective state-space mixer with input-dependent Δ, B, C.
+
+    [u, z] = W_in x;  u = SiLU(conv(u));  [δ, B, C] = W_x u;  Δ = softplus(W_Δ δ + b_Δ)
+    h_t = exp(Δ_t A) ⊙ h_{t-1} + Δ_t u_t B_t;  y_t = C_t h_t + D ⊙ u_t;  out = W_out(y ⊙ SiLU(z))
+
+A = -exp(A_log) is diagonal, one value per (channel, state), initialised S4D-real (A_n = -n):
+the log keeps it negative (stable decay) under any update. Decoding keeps the scan state h
+(B, d_inner, d_state) and the conv window (B, d_inner, d_conv - 1): a fixed size.
+
+Kernel paths (recorded in `kernel_path` after every forward):
+- "mamba-ssm-cuda": CUDA tensors with mamba-ssm importable (its fused selective scan, and
+  causal-conv1d's kernel when installed);
+- "torch-scan": our chunked CPU scan (`architectures.scans.selective`), everywhere else;
+- "torch-reference": the sequential reference, when built with impl="reference".
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from architectures.registry import MIXERS
+from architectures.scans import cuda
+from architectures.scans.selective import (
+    DEFAULT_CHUNK,
+    selective_scan,
+    selective_scan_ref,
+    selective_step,
+)
+from architectures.ssm_parts import (
+    CausalConv1d,
+    check_dt_range,
+    choice,
+    dt_bias_init,
+    inner_width,
+    positive_int,
+)
+
+IMPLS = ("auto", "torch", "reference")
+
+
+@MIXERS.register("mamba", family="ssm")
+class Mamba(nn.Module):
+    """Mamba-1 block mixer. impl: "auto" (mamba-ssm on CUDA when installed, else the chunked
+    PyTorch scan), "torch" (always the chunked scan) or "reference" (sequential loop)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        *,
+        layer_idx: int = 0,
+        d_state: int = 16,
+        expand: float = 2,
+        d_conv: int = 4,
+        dt_rank: int | str = "auto",
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        dt_init_floor: float = 1e-4,
+        conv_bias: bool = True,
+        bias: bool = False,
+        impl: str = "auto",
+        chunk: int = DEFAULT_CHUNK,
+    ) -> None:
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.d_state = positive_int("d_state", d_state)
+        self.d_inner = inner_width(d_model, expand)
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else dt_rank
+        positive_int("dt_rank", self.dt_rank)
+        check_dt_range(dt_min, dt_max, dt_init_floor)
+        self.impl = choice("mamba impl", impl, IMPLS)
+        self.chunk = positive_int("chunk", chunk)
+        self.kernel_path = cuda.PATH_REFERENCE if impl == "reference" else cuda.PATH_TORCH
+
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias)
+        self.conv = CausalConv1d(self.d_inner, d_conv, bias=conv_bias)
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * self.d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
+        # Δ's projection starts at the scale that keeps its variance (mamba-ssm's dt_init
+        # "random"); its bias puts softplus(bias) log-uniform in [dt_min, dt_max].
+        std = self.dt_rank**-0.5
+        nn.init.uniform_(self.dt_proj.weight, -std, std)
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt_bias_init(self.d_inner, dt_min, dt_max, dt_init_floor))
+        a = torch.arange(1, self.d_state + 1, dtype=torch.float32).repeat(self.d_inner, 1)
+        self.A_log = nn.Parameter(torch.log(a))  # (d_inner, d_state): S4D-real, A = -n
+        self.D = nn.Parameter(torch.ones(self.d_inner))
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
+
+    # -- shared pieces ----------------------------------------------------------------------------
+    def _ssm_inputs(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Δ (.., d_inner) after softplus, B and C (.., d_state) from the conv output u."""
+        dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        return F.softplus(self.dt_proj(dt)), B, C
+
+    def _A(self) -> Tensor:
+        return -torch.exp(self.A_log.float())  # (d_inner, d_state)
+
+    # -- training / prefill -----------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        return self._run(x)[0]
+
+    def prefill(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Forward over a prompt (B, L, D) plus the decode state after it, without stepping."""
+        return self._run(x)
+
+    def _run(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        u_raw, z = self.in_proj(x).chunk(2, dim=-1)  # (B, L, d_inner) each
+        if self.impl == "auto" and cuda.selective_scan_kernel(x) is not None:
+            y, h = self._scan_cuda(u_raw, z)
+        else:
+            y, h = self._scan_torch(u_raw, z)
+        state = {"conv": self.conv.tail(u_raw), "ssm": h.to(x.dtype)}
+        return self.out_proj(y.to(x.dtype)), state
+
+    def _scan_torch(self, u_raw: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+        u = F.silu(self.conv(u_raw))  # (B, L, d_inner)
+        delta, B, C = self._ssm_inputs(u)
+        args = (u.float(), delta.float(), self._A(), B.float(), C.float())
+        if self.impl == "reference":
+            y, h = selective_scan_ref(*args)
+        else:
+            y, h = selective_scan(*args, chunk=self.chunk)
+            self.kernel_path = cuda.PATH_TORCH
+        y = (y + u.float() * self.D) * F.silu(z.float())  # (B, L, d_inner)
+        return y, h
+
+    def _scan_cuda(self, u_raw: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+        """mamba-ssm's fused kernel: softplus(Δ + bias), the scan, D skip and SiLU(z) gate."""
+        scan_fn = cuda.selective_scan_kernel(u_raw)
+        conv_fn = cuda.causal_conv1d_kernel(u_raw)
+        if conv_fn is not None:
+            weight = self.conv.conv.weight[:, 0, :]  # (d_inner, d_conv)
+            x_t = u_raw.transpose(1, 2).contiguous()  # (B, d_inner, L)
+            u = conv_fn(x_t, weight, self.conv.conv.bias, activation="silu")
+        else:
+            u = F.silu(self.conv(u_raw)).transpose(1, 2)  # (B, d_inner, L)
+        dt, B, C = self.x_proj(u.transpose(1, 2)).split(
+            [self.dt_rank, self.d_state, self.d_state], dim=-1
+        )
+        delta = (dt @ self.dt_proj.weight.t()).transpose(1, 2).contiguous()  # (B, d_inner, L)
+        y, h = scan_fn(
+            u.contiguous(),
+            delta,
+            self._A(),
+            B.transpose(1, 2).contiguous(),  # (B, d_state, L)
+            C.transpose(1, 2).contiguous(),
+            self.D.float(),
+            z=z.transpose(1, 2).contiguous(),
+            delta_bias=self.dt_proj.bias.float(),
+            delta_softplus=True,
+            return_last_state=True,
+        )
+        self.kernel_path = cuda.PATH_MAMBA_SSM
+        return y.transpose(1, 2), h  # (B, L, d_inner), (B, d_inner, d_state)
+
+    # -- decoding ---------------------------------------------------------------------------------
+    def init_state(
+        self, batch_size: int, *, device: torch.device | str, dtype: torch.dtype
+    ) -> dict[str, Tensor]:
+        return {
+            "conv": self.conv.init_state(batch_size, self.d_inner, device, dtype),
+            "ssm": torch.zeros(batch_size, self.d_inner, self.d_state, device=device, dtype=dtype),
+        }
+
+    def step(self, x_t: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        u_raw, z = self.in_proj(x_t).chunk(2, dim=-1)  # (B, d_inner) each
+        u, conv_state = self.conv.step(u_raw, state["conv"])
+        u = F.silu(u)
+        delta, B, C = self._ssm_inputs(u)
+        y, h = selective_step(state["ssm"], u, delta, self._A().to(u.dtype), B, C)
+        y = (y + u * self.D) * F.silu(z)  # (B, d_inner)
+        return self.out_proj(y), {"conv": conv_state, "ssm": h}

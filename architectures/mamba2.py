@@ -1,0 +1,174 @@
+"""Mamba-2 (SSD; Dao & Gu 2024): a selective SSM with a scalar decay per head.
+
+    [z, x, B, C, δ] = W_in u;  [x, B, C] = SiLU(conv([x, B, C]));  Δ = softplus(δ + b_Δ)
+    per head h:  S_t = exp(Δ_t A_h) S_{t-1} + Δ_t x_t B_tᵀ,  y_t = S_t C_t + D_h x_t
+    out = W_out(RMSNorm(y ⊙ SiLU(z)))
+
+Compared with Mamba-1, B and C are shared by the heads of a group (multi-value heads, like
+GQA), A is one scalar per head (so chunks become matmuls, see `architectures.scans.ssd`), and
+all input-dependent projections come from one in-projection. Decoding keeps the conv window
+over [x, B, C] and the per-head states (B, H, headdim, d_state): a fixed size.
+
+Kernel paths (`kernel_path`, updated by every forward): "mamba-ssm-cuda" (mamba-ssm's Triton
+`mamba_chunk_scan_combined` on CUDA when importable), "torch-scan" (our chunked SSD),
+"torch-reference" (impl="reference", the sequential loop).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from architectures.norm import RMSNorm
+from architectures.registry import MIXERS
+from architectures.scans import cuda
+from architectures.scans.ssd import DEFAULT_CHUNK, ssd_chunked, ssd_ref, ssd_step
+from architectures.ssm_parts import (
+    CausalConv1d,
+    check_dt_range,
+    choice,
+    dt_bias_init,
+    inner_width,
+    positive_int,
+)
+from seqbench.errors import UserError
+
+IMPLS = ("auto", "torch", "reference")
+CUDA_CHUNK = 256  # mamba-ssm's default chunk for its Triton kernels
+
+
+@MIXERS.register("mamba2", family="ssm")
+class Mamba2(nn.Module):
+    """Mamba-2 mixer; impl "auto" | "torch" | "reference" as for `mamba`."""
+
+    def __init__(
+        self,
+        d_model: int,
+        *,
+        layer_idx: int = 0,
+        d_state: int = 64,
+        expand: float = 2,
+        headdim: int = 32,
+        ngroups: int = 1,
+        d_conv: int = 4,
+        A_init_range: Sequence[float] = (1.0, 16.0),
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        dt_init_floor: float = 1e-4,
+        conv_bias: bool = True,
+        bias: bool = False,
+        impl: str = "auto",
+        chunk: int = DEFAULT_CHUNK,
+    ) -> None:
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.d_state = positive_int("d_state", d_state)
+        self.d_inner = inner_width(d_model, expand)
+        self.headdim = positive_int("headdim", headdim)
+        self.ngroups = positive_int("ngroups", ngroups)
+        if self.d_inner % headdim:
+            raise UserError(f"headdim={headdim} does not divide d_inner={self.d_inner}")
+        self.nheads = self.d_inner // headdim
+        if self.nheads % ngroups:
+            raise UserError(f"ngroups={ngroups} does not divide the {self.nheads} heads")
+        lo, hi = _range("A_init_range", A_init_range)
+        check_dt_range(dt_min, dt_max, dt_init_floor)
+        self.impl = choice("mamba2 impl", impl, IMPLS)
+        self.chunk = positive_int("chunk", chunk)
+        self.kernel_path = cuda.PATH_REFERENCE if impl == "reference" else cuda.PATH_TORCH
+
+        self.d_bc = ngroups * self.d_state
+        self.conv_dim = self.d_inner + 2 * self.d_bc
+        self.in_proj = nn.Linear(d_model, self.d_inner + self.conv_dim + self.nheads, bias=bias)
+        self.conv = CausalConv1d(self.conv_dim, d_conv, bias=conv_bias)
+        self.dt_bias = nn.Parameter(dt_bias_init(self.nheads, dt_min, dt_max, dt_init_floor))
+        # A_h uniform in [lo, hi]: heads start with decay rates spread over one decade.
+        self.A_log = nn.Parameter(torch.log(torch.empty(self.nheads).uniform_(lo, hi)))
+        self.D = nn.Parameter(torch.ones(self.nheads))
+        self.norm = RMSNorm(self.d_inner, eps=1e-5)
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
+
+    # -- shared pieces ----------------------------------------------------------------------------
+    def _split_in(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """z (.., d_inner), xBC before the conv (.., conv_dim), raw δ (.., nheads)."""
+        return self.in_proj(u).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)
+
+    def _split_xbc(self, xbc: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x (.., H, P), B and C (.., G, N) from the conv output."""
+        x, B, C = xbc.split([self.d_inner, self.d_bc, self.d_bc], dim=-1)
+        lead = xbc.shape[:-1]
+        return (
+            x.reshape(*lead, self.nheads, self.headdim),
+            B.reshape(*lead, self.ngroups, self.d_state),
+            C.reshape(*lead, self.ngroups, self.d_state),
+        )
+
+    def _A(self) -> Tensor:
+        return -torch.exp(self.A_log.float())  # (H,)
+
+    def _finish(self, y: Tensor, x: Tensor, z: Tensor) -> Tensor:
+        """D skip, gated RMSNorm (norm after the gate, as mamba-ssm's default) and out-proj."""
+        y = y + self.D[:, None] * x  # (.., H, P)
+        y = y.flatten(-2) * F.silu(z)  # (.., d_inner)
+        return self.out_proj(self.norm(y))
+
+    # -- training / prefill -----------------------------------------------------------------------
+    def forward(self, u: Tensor) -> Tensor:
+        return self._run(u)[0]
+
+    def prefill(self, u: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Forward over a prompt (B, L, D) plus the decode state after it, without stepping."""
+        return self._run(u)
+
+    def _run(self, u: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        z, xbc_raw, dt_raw = self._split_in(u)
+        x, B, C = self._split_xbc(F.silu(self.conv(xbc_raw)))
+        kernel = cuda.ssd_kernel(u) if self.impl == "auto" else None
+        if kernel is not None:
+            y, S = kernel(
+                x, dt_raw, self._A(), B, C, CUDA_CHUNK,
+                dt_bias=self.dt_bias.float(), dt_softplus=True, return_final_states=True,
+            )  # fmt: skip
+            self.kernel_path = cuda.PATH_MAMBA_SSM
+        else:
+            dt = F.softplus(dt_raw + self.dt_bias).float()  # (B, L, H)
+            args = (x.float(), dt, self._A(), B.float(), C.float())
+            if self.impl == "reference":
+                y, S = ssd_ref(*args)
+            else:
+                y, S = ssd_chunked(*args, chunk=self.chunk)
+                self.kernel_path = cuda.PATH_TORCH
+        out = self._finish(y.to(u.dtype), x, z)
+        return out, {"conv": self.conv.tail(xbc_raw), "ssm": S.to(u.dtype)}
+
+    # -- decoding ---------------------------------------------------------------------------------
+    def init_state(
+        self, batch_size: int, *, device: torch.device | str, dtype: torch.dtype
+    ) -> dict[str, Tensor]:
+        shape = (batch_size, self.nheads, self.headdim, self.d_state)
+        return {
+            "conv": self.conv.init_state(batch_size, self.conv_dim, device, dtype),
+            "ssm": torch.zeros(shape, device=device, dtype=dtype),
+        }
+
+    def step(self, u_t: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        z, xbc_raw, dt_raw = self._split_in(u_t)  # (B, ..) each
+        xbc, conv_state = self.conv.step(xbc_raw, state["conv"])
+        x, B, C = self._split_xbc(F.silu(xbc))
+        dt = F.softplus(dt_raw + self.dt_bias)  # (B, H)
+        y, S = ssd_step(state["ssm"], x, dt, self._A().to(x.dtype), B, C)
+        return self._finish(y, x, z), {"conv": conv_state, "ssm": S}
+
+
+def _range(name: str, value: Sequence[float]) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be two numbers (low, high), got {value!r}") from None
+    if not (0 < lo <= hi and math.isfinite(hi)):
+        raise UserError(f"{name} needs 0 < low <= high, got {value!r}")
+    return lo, hi

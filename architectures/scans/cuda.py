@@ -1,0 +1,57 @@
+"""mamba-ssm's CUDA kernels, imported lazily and only when a CUDA tensor asks for them.
+
+Why lazy and guarded: mamba-ssm and causal-conv1d neither build nor import on a CPU-only
+machine, and a broken CUDA install must not stop a CPU run. Every lookup returns None when the
+kernels cannot be used, and the caller falls back to its PyTorch scan without a message; the
+mixer records which path ran in its `kernel_path`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor
+
+PATH_MAMBA_SSM = "mamba-ssm-cuda"  # mamba-ssm selective scan / SSD kernels
+PATH_TORCH = "torch-scan"  # our PyTorch fast path (chunked scan, chunked SSD, chunked LRU)
+PATH_REFERENCE = "torch-reference"  # the sequential reference loop (impl="reference")
+
+
+@functools.cache
+def _import(module: str, name: str) -> Callable[..., Any] | None:
+    try:
+        mod = __import__(module, fromlist=[name])
+        return getattr(mod, name)
+    except Exception:  # ImportError, or a CUDA extension that fails to load
+        return None
+
+
+def _on_cuda(*tensors: Tensor) -> bool:
+    return all(t.is_cuda for t in tensors)
+
+
+def selective_scan_kernel(x: Tensor) -> Callable[..., Any] | None:
+    """mamba_ssm's `selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+    return_last_state)` with u (B, D, L), B and C (B, N, L); None when unusable."""
+    if not _on_cuda(x):
+        return None
+    return _import("mamba_ssm.ops.selective_scan_interface", "selective_scan_fn")
+
+
+def causal_conv1d_kernel(x: Tensor) -> Callable[..., Any] | None:
+    """causal_conv1d's `causal_conv1d_fn(x (B, C, L), weight (C, W), bias, *, activation)`;
+    activation must be a keyword (the fourth positional parameter is seq_idx)."""
+    if not _on_cuda(x):
+        return None
+    return _import("causal_conv1d", "causal_conv1d_fn")
+
+
+def ssd_kernel(x: Tensor) -> Callable[..., Any] | None:
+    """mamba_ssm's `mamba_chunk_scan_combined(x (B, L, H, P), dt (B, L, H), A (H,),
+    B (B, L, G, N), C (B, L, G, N), chunk_size, D, z, dt_bias, initial_states, seq_idx,
+    dt_softplus, dt_limit, return_final_states)` (Triton); None when unusable."""
+    if not _on_cuda(x):
+        return None
+    return _import("mamba_ssm.ops.triton.ssd_combined", "mamba_chunk_scan_combined")

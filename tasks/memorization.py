@@ -1,0 +1,106 @@
+"""Memorization (MAD-lab, Poli et al. 2024): recall values of a fixed key-value map.
+
+One key-to-value map is fixed for the task (drawn from `map_seed`, not from the data seed), so
+it cannot be read from the context: the model must store it in its weights. A sequence is
+`key insert` pairs; the target at each insert token is that key's value. MAD's layout: the
+insert token is V-1, keys are the lower half of the other tokens and values the upper half,
+each key paired with one value by a seeded random bijection. Optional noise pairs (two tokens
+from a separate noise vocabulary, probability `frac_noise`) are unscored.
+
+Worked example (vocab_size 9; keys 0..3, values 4..7, `+` = insert 8; suppose map_seed
+gives the map 0->6, 1->4, 2->7, 3->5):
+
+    inputs   2  +  0  +  2  +  3  +
+    targets  -  7  -  6  -  7  -  5      (- = unscored)
+
+MAD's default is vocab 256 (127 facts to store), length 32, and the test is the same map at
+the same length; `at_length` keeps the map and vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+from torch import Tensor
+
+from tasks import sampling
+from tasks.base import IGNORE_INDEX, Batch, Task
+from tasks.registry import TASKS
+
+
+@TASKS.register("memorization")
+@dataclass
+class Memorization(Task):
+    name = "memorization"
+    description = "memorization (MAD): recall values of a fixed key-value map stored in weights"
+
+    vocab_size: int = 256
+    seq_len: int = 32
+    noise_vocab_size: int = 0
+    frac_noise: float = 0.0
+    map_seed: int = 12345
+
+    @property
+    def insert(self) -> int:
+        return self.vocab_size - 1
+
+    @property
+    def plain_vocab(self) -> int:
+        return self.vocab_size - 1 - self.noise_vocab_size
+
+    @property
+    def key_vocab(self) -> int:
+        return self.plain_vocab // 2
+
+    @cached_property
+    def table(self) -> Tensor:
+        """(key_vocab,) the fixed map: table[key] = value, a seeded bijection onto values."""
+        g = torch.Generator().manual_seed(self.map_seed)
+        values = self.key_vocab + torch.randperm(self.plain_vocab - self.key_vocab, generator=g)
+        return values[: self.key_vocab]
+
+    def token_names(self) -> dict[int, str]:
+        return {self.insert: "+"}
+
+    def validate(self) -> None:
+        super().validate()
+        self.check(self.noise_vocab_size >= 0, "noise_vocab_size must be >= 0")
+        self.check(0 <= self.frac_noise < 1, f"frac_noise must be in [0, 1), got {self.frac_noise}")
+        self.check(
+            self.frac_noise == 0 or self.noise_vocab_size > 0,
+            "frac_noise > 0 needs noise_vocab_size > 0",
+        )
+        self.check(
+            self.key_vocab >= 1,
+            f"vocab_size {self.vocab_size} leaves no key tokens "
+            f"(need >= {self.noise_vocab_size + 3})",
+        )
+        self.check(
+            self.seq_len >= 2 and self.seq_len % 2 == 0,
+            f"seq_len must be even and >= 2 (key/insert pairs), got {self.seq_len}",
+        )
+
+    def generate(self, n: int, generator: torch.Generator) -> Batch:
+        g, pairs = generator, self.seq_len // 2
+        keys = sampling.randint(0, self.key_vocab, (n, pairs), g)  # (n, P)
+        noise = torch.rand(n, pairs, generator=g) < self.frac_noise
+        noise.scatter_(1, sampling.randint(0, pairs, (n, 1), g), False)  # keep one fact
+        noise_tokens = self.plain_vocab + sampling.randint(
+            0, max(self.noise_vocab_size, 1), (n, pairs, 2), g
+        )
+        facts = torch.stack([keys, torch.full_like(keys, self.insert)], dim=2)  # (n, P, 2)
+        inputs = torch.where(noise[:, :, None], noise_tokens, facts).view(n, self.seq_len)
+        answers = torch.where(noise, IGNORE_INDEX, self.table[keys])  # (n, P)
+        targets = torch.stack([torch.full_like(answers, IGNORE_INDEX), answers], dim=2)
+        return Batch(inputs, targets.view(n, self.seq_len))
+
+    def oracle(self, inputs: Tensor) -> Tensor:
+        out = torch.full_like(inputs, IGNORE_INDEX)
+        table = self.table.tolist()
+        for b, row in enumerate(inputs.tolist()):
+            for t in range(1, len(row)):
+                if row[t] == self.insert and row[t - 1] < self.key_vocab:
+                    out[b, t] = table[row[t - 1]]
+        return out
