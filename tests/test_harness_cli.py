@@ -103,13 +103,12 @@ def test_adhoc_run_then_rerun_trains_nothing(tmp_path: Path) -> None:
     records = list(iter_records(tmp_path))
     assert {r["spec"]["knobs"]["every"] for r in records} == {2}
     assert {r["spec"]["knobs"]["vocab_size"] for r in records} == {6}
-    start = time.perf_counter()
+    written = {p: p.stat().st_mtime_ns for p in runs_dir(tmp_path).iterdir()}
     again = run_cli(*args)
-    took = time.perf_counter() - start
     assert again.code == 0, again.stderr
     assert "2 run(s) already recorded ok were skipped" in again.stdout
-    assert "[1/" not in again.stdout
-    assert took < 30, took  # nothing trains: only the start-up and the checks
+    assert "[1/" not in again.stdout  # nothing trained
+    assert written == {p: p.stat().st_mtime_ns for p in runs_dir(tmp_path).iterdir()}
 
 
 def test_list_suites_and_dry_run(cli) -> None:

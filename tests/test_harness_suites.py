@@ -59,7 +59,7 @@ steps = 9
         ("[[grid]]\narch='mha'\ntask='x'\nsed=1\n", "mine.toml: grid 1: unknown field 'sed'"),
         ("[defaults]\nstep=3\n[[grid]]\narch='mha'\ntask='x'\n", "did you mean 'steps'"),
         ("[[grids]]\narch='mha'\n", "unknown top-level key 'grids'; did you mean 'grid'"),
-        ("description='no grid'\n", "no [[grid]] tables"),
+        ("description='no grid'\n", r"no \[\[grid\]\] tables"),
         ("[[grid]]\narch=[]\ntask='x'\n", "arch is an empty list"),
         ("[[grid]]\narch='mha'\n", "missing required field 'task'"),
         ("[[grid]]\narch='mha'\ntask='x'\nsteps='many'\n", "steps must be an integer"),

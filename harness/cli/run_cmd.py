@@ -1,9 +1,10 @@
 """`seqbench run --suite NAME | --config FILE.toml | --arch A [--arch B ...] --task T [...]`.
 
 Ad-hoc runs take the grid from flags: every repeatable flag (--arch, --task, --seq-len,
---d-model, --lr, --seed) is an axis. Task knobs come as `--KNOB VALUE` (like `seqbench
-sample`) or `--knob KEY=VALUE`; architecture fields as `--set KEY=VALUE`. Values are read as
-JSON when they parse (8, 0.5, true, [4, 8] — a list sweeps), else as text (mamba,attention).
+--d-model, --lr, --seed) is an axis. Task knobs come as `--KNOB VALUE` (typed by the knob's
+field, exactly as `seqbench sample` reads them) or `--knob KEY=VALUE`; architecture fields
+as `--set KEY=VALUE`. `--set`/`--knob` values are read as JSON when they parse (8, 0.5,
+true, [4, 8] — a list sweeps), else as text (mamba,attention).
 """
 
 from __future__ import annotations
@@ -126,34 +127,24 @@ def parse_pair(pair: str, flag: str) -> tuple[str, Any]:
 
 
 def parse_knob_flags(args: list[str], tasks: list[str]) -> dict[str, Any]:
-    """`--num-pairs 8` / `--num_pairs=8` -> {"num_pairs": 8}, checked against the tasks' knobs."""
-    knobs: dict[str, Any] = {}
-    allowed = task_knob_names(tasks)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("--") or arg == "--":
-            raise UserError(f"unexpected argument {arg!r}")
-        name, eq, value = arg[2:].partition("=")
-        if not eq:
-            if i + 1 >= len(args) or args[i + 1].startswith("--"):
-                raise UserError(f"option {arg} needs a value")
-            value, i = args[i + 1], i + 1
-        key = name.replace("-", "_")
-        if key not in allowed:
-            raise UserError(unknown_option_message(name, tasks, sorted(allowed)))
-        knobs[key] = parse_value(value)
-        i += 1
-    return knobs
-
-
-def task_knob_names(tasks: list[str]) -> set[str]:
+    """`--num-pairs 8` / `--num_pairs=8` -> {"num_pairs": 8}, typed by the task's field
+    (`tasks.knobs`, as `seqbench sample` reads them); every task given must have the knob.
+    A word that is no knob of any task gets a hint over run options and knobs alike."""
     from tasks import TASKS
+    from tasks.knobs import parse_knob_args
 
-    names: set[str] = set()
-    for task in tasks:
-        names |= {f.name for f in dataclasses.fields(TASKS.get(task))}
-    return names - {"seq_len"}
+    classes = {task: TASKS.get(task) for task in tasks}
+    known = sorted({f.name for cls in classes.values() for f in dataclasses.fields(cls)})
+    for word in args:
+        name = word[2:].partition("=")[0] if word.startswith("--") else ""
+        if name and name.replace("-", "_") not in known:
+            raise UserError(unknown_option_message(name, tasks, known))
+    knobs: dict[str, Any] = {}
+    for task, cls in classes.items():
+        knobs.update(parse_knob_args(task, cls, list(args)))
+    if "seq_len" in knobs:
+        raise UserError("give the training length with --seq-len (a grid axis), not as a knob")
+    return knobs
 
 
 def unknown_option_message(name: str, tasks: list[str], knobs: list[str]) -> str:

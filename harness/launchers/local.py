@@ -45,11 +45,14 @@ class LocalLauncher(Launcher):
         pool = [self._start() for _ in range(min(self.workers, len(pending)))]
         try:
             while pending or any(w.job for w in pool):
-                for worker in pool:
+                for i, worker in enumerate(pool):
                     if worker.job is None and pending:
+                        if not worker.process.is_alive():  # died while idle
+                            pool[i] = worker = self._start()
                         worker.job = pending.popleft()
                         on_start(worker.job)
-                        worker.conn.send_bytes(json.dumps(worker.job.spec).encode())
+                        with contextlib.suppress(OSError):  # a death now is seen by wait()
+                            worker.conn.send_bytes(json.dumps(worker.job.spec).encode())
                 busy = [w for w in pool if w.job is not None]
                 ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
                 for i, worker in enumerate(pool):
