@@ -6,6 +6,9 @@
     steps = 400
     d_model = 64
 
+    [by_arch.lru]           # fields for one architecture, over the defaults (grids still win)
+    overrides = { "lru.chunk" = 16 }
+
     [[grid]]                # one cartesian product; a suite is the union of its grids
     arch = ["mha", "lru"]   # a list is an axis: one run per value
     task = "mqar"
@@ -13,8 +16,8 @@
     seed = [0, 1]
 
 `eval_lengths` is a list by nature: a plain list of integers is one value (a list of lists is
-an axis). `knobs` and `overrides` tables merge over the defaults' tables key by key. Unknown
-keys anywhere are an error naming the file and the grid (see docs/harness.md).
+an axis). `knobs` and `overrides` tables merge key by key (defaults, then by_arch, then the
+grid). Unknown keys anywhere are an error naming the file and the grid (docs/harness.md).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-TOP_LEVEL_KEYS = ("description", "defaults", "grid")
+TOP_LEVEL_KEYS = ("description", "defaults", "by_arch", "grid")
 TABLE_FIELDS = ("knobs", "overrides")
 
 
@@ -105,19 +108,44 @@ def expand(data: dict[str, Any], where: str) -> list[RunSpec]:
                 f"{where}: unknown top-level key {key!r}{hint} (use [defaults], [[grid]])"
             )
     defaults = data.get("defaults", {})
+    by_arch = data.get("by_arch", {})
     grids = data.get("grid", [])
     if not isinstance(defaults, dict):
         raise UserError(f"{where}: [defaults] must be a table")
+    check_by_arch(by_arch, where)
     if not isinstance(grids, list) or not grids:
         raise UserError(f"{where}: no [[grid]] tables: a suite needs at least one grid")
     specs: list[RunSpec] = []
+    used: set[str] = set()
     for i, grid in enumerate(grids, start=1):
         if not isinstance(grid, dict):
             raise UserError(f"{where}: grid {i} must be a table")
         grid_where = f"{where}: grid {i}"
-        for point in grid_points(merge(defaults, grid), grid_where):
-            specs.append(RunSpec.from_dict(point, grid_where))
+        archs = grid.get("arch", defaults.get("arch"))
+        if archs == []:
+            raise UserError(f"{grid_where}: arch is an empty list (an axis needs values)")
+        for arch in archs if isinstance(archs, list) else [archs]:
+            named = isinstance(arch, str)
+            if named:
+                used.add(arch)
+            base = merge(defaults, by_arch.get(arch, {}) if named else {})
+            entry = {**merge(base, grid), "arch": arch} if arch is not None else merge(base, grid)
+            for point in grid_points(entry, grid_where):
+                specs.append(RunSpec.from_dict(point, grid_where))
+    for arch in by_arch:
+        if arch not in used:
+            hint = did_you_mean(arch, sorted(used))
+            raise UserError(f"{where}: [by_arch.{arch}] matches no architecture of the suite{hint}")
     return specs
+
+
+def check_by_arch(by_arch: Any, where: str) -> None:
+    """[by_arch.NAME] tables: RunSpec fields for one architecture (not `arch` itself)."""
+    if not isinstance(by_arch, dict) or not all(isinstance(v, dict) for v in by_arch.values()):
+        raise UserError(f"{where}: [by_arch] must hold one table per architecture")
+    for arch, fields in by_arch.items():
+        if "arch" in fields:
+            raise UserError(f"{where}: [by_arch.{arch}] cannot set arch")
 
 
 def merge(defaults: dict[str, Any], grid: dict[str, Any]) -> dict[str, Any]:

@@ -12,12 +12,12 @@ SHOWN = ["task", "arch", "seq_len", "d_model", "lr"]
 def summary_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean validation/test accuracy over seeds per configuration, with run and ok counts.
 
-    Besides task/arch/length/width/lr, any other spec column that varies within a task becomes
-    a key too, so different configurations are never averaged together (knobs that merely
-    differ between tasks are not shown).
+    Besides task/arch/length/width/lr, any other spec column that varies within one (task,
+    arch) becomes a key too, so different configurations are never averaged together; knobs
+    that merely differ between tasks, or settings of one architecture, are not shown.
     """
     keys = [c for c in SHOWN if c in frame.columns]
-    keys += [c for c in group_columns(frame) if c not in SHOWN and _varies_within_task(frame, c)]
+    keys += [c for c in group_columns(frame) if c not in SHOWN and _varies(frame, c)]
     ok = frame.assign(ok=frame["status"] == "ok")
     table = ok.groupby(keys, dropna=False, sort=True).agg(
         runs=("run_id", "count"),
@@ -30,13 +30,15 @@ def summary_frame(frame: pd.DataFrame) -> pd.DataFrame:
         wall_s=("wall_s", "sum"),
     )
     table = table.reset_index()
+    for column in ("steps", "longest"):
+        table[column] = table[column].round().astype("Int64")  # whole numbers print as such
     if (table["longest"] == table["seq_len"]).all():
         table = table.drop(columns=["longest", "test_acc_longest"])
     return table
 
 
-def _varies_within_task(frame: pd.DataFrame, column: str) -> bool:
-    counts = frame.groupby("task")[column].nunique(dropna=False)
+def _varies(frame: pd.DataFrame, column: str) -> bool:
+    counts = frame.groupby(["task", "arch"])[column].nunique(dropna=False)
     return bool((counts > 1).any())
 
 

@@ -53,6 +53,34 @@ steps = 9
     assert all(s.steps == 9 for s in second)
 
 
+def test_by_arch_applies_to_one_architecture_and_grids_still_win(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+[defaults]
+arch = ["mha", "gqa"]
+task = "{ECHO}"
+overrides = {{ "attention.n_heads" = 4 }}
+[by_arch.gqa]
+lr = 0.01
+steps = 5
+overrides = {{ "attention.n_kv_heads" = 2 }}
+[[grid]]
+seed = [0, 1]
+[[grid]]
+steps = 9
+""",
+    )
+    specs = load_file(path).specs
+    gqa = [s for s in specs if s.arch == "gqa"]
+    mha = [s for s in specs if s.arch == "mha"]
+    assert len(gqa) == len(mha) == 3
+    assert all(s.lr == 0.01 for s in gqa) and all(s.lr == 1e-3 for s in mha)
+    assert all(s.overrides == {"attention.n_heads": 4, "attention.n_kv_heads": 2} for s in gqa)
+    assert all(s.overrides == {"attention.n_heads": 4} for s in mha)
+    assert sorted(s.steps for s in gqa) == [5, 5, 9]  # the second grid's steps win
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
@@ -64,6 +92,8 @@ steps = 9
         ("[[grid]]\narch='mha'\n", "missing required field 'task'"),
         ("[[grid]]\narch='mha'\ntask='x'\nsteps='many'\n", "steps must be an integer"),
         ("[[grid]\narch='mha'\n", "mine.toml: invalid TOML"),
+        ("[by_arch.lruu]\nlr=1\n[[grid]]\narch='lru'\ntask='x'\n", "did you mean 'lru'"),
+        ("[by_arch.mha]\narch='lru'\n[[grid]]\narch='mha'\ntask='x'\n", "cannot set arch"),
     ],
 )
 def test_bad_suite_files_fail_in_one_line(tmp_path: Path, text: str, fragment: str) -> None:
