@@ -65,14 +65,18 @@ def _prepare(spec: RunSpec) -> Prepared:
     for length in spec.eval_lengths:
         if length != spec.seq_len:
             task.at_length(length)  # raises for knobs impossible at that length
-    sizes = {k: v for k, v in (("d_model", spec.d_model), ("n_layers", spec.n_layers)) if v}
-    config = model_config(spec.arch, task.vocab_size, {**spec.overrides, **sizes})
+    # d_model/n_layers may come as overrides (`--set d_model=32`); they live in their fields.
+    overrides = {k: v for k, v in spec.overrides.items() if k not in ("d_model", "n_layers")}
+    sizes = {k: v for k, v in spec.overrides.items() if k in ("d_model", "n_layers")}
+    sizes |= {k: v for k, v in (("d_model", spec.d_model), ("n_layers", spec.n_layers)) if v}
+    config = model_config(spec.arch, task.vocab_size, {**overrides, **sizes})
     check_model_builds(config)
     knobs = {k: v for k, v in task.knobs().items() if k != "seq_len"}
     resolved = dataclasses.replace(
         spec,
         d_model=config.d_model,
         n_layers=config.n_layers,
+        overrides=overrides,
         knobs=_plain(knobs),
         eval_lengths=sorted(set(spec.eval_lengths) - {spec.seq_len}),
         warmup=spec.steps // 10 if spec.warmup is None else spec.warmup,

@@ -118,8 +118,11 @@ class RunSpec:
         if "seq_len" in self.knobs:
             raise UserError(f"{where}: give the training length as seq_len, not as a knob")
         for key in ("d_model", "n_layers"):
-            if key in self.overrides:
-                raise UserError(f"{where}: set {key} with the {key} field, not as an override")
+            value = self.overrides.get(key)
+            if value is not None and getattr(self, key) not in (None, value):
+                raise UserError(
+                    f"{where}: {key} is {getattr(self, key)} but overrides set it to {value}"
+                )
 
     # -- identity -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -38,7 +38,7 @@ def test_unknown_field_is_an_error_with_a_hint() -> None:
         ({"warmup": 500, "steps": 100}, "warmup must be in 0..steps=100"),
         ({"schedule": "cosin"}, "did you mean 'cosine'"),
         ({"knobs": {"seq_len": 8}}, "give the training length as seq_len"),
-        ({"overrides": {"d_model": 8}}, "set d_model with the d_model field"),
+        ({"d_model": 16, "overrides": {"d_model": 8}}, "d_model is 16 but overrides set it to 8"),
     ],
 )
 def test_bad_values_fail_in_one_line(fields: dict, fragment: str) -> None:
@@ -86,6 +86,14 @@ def test_prepare_resolves_defaults_and_is_idempotent() -> None:
     assert resolved.eval_lengths == [16]  # training length dropped, duplicates removed
     again = prepare(RunSpec.from_dict(resolved.to_dict()))
     assert again.run_id == prepared.run_id
+
+
+def test_sizes_given_as_overrides_land_in_their_fields() -> None:
+    as_override = prepare(spec(seq_len=8, overrides={"n_layers": 3, "d_model": 32}))
+    as_field = prepare(spec(seq_len=8, n_layers=3, d_model=32))
+    assert as_override.spec.overrides == {} and as_override.spec.n_layers == 3
+    assert as_override.run_id == as_field.run_id
+    assert as_override.config.d_model == 32
 
 
 def test_run_id_is_stable_and_sensitive() -> None:
