@@ -70,6 +70,7 @@ def _metrics_columns(metrics: dict[str, Any], seq_len: int | None) -> dict[str, 
     }
     val = metrics.get("val") or {}
     cols.update({f"val_{s}": val.get(s) for s in SCORES})
+    cols["val_curve"] = metrics.get("val_curve")  # list of {"step", "accuracy", ...}
     test = metrics.get("test") or {}
     at_train = test.get(str(seq_len)) or {}
     cols.update({f"test_{s}": at_train.get(s) for s in SCORES})

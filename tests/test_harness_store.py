@@ -73,6 +73,7 @@ def test_frame_has_one_row_per_valid_record_and_documented_columns(tmp_path: Pat
     assert row["longest_len"] == 256 and row["val_accuracy"] == 0.9
     assert row["knob.num_pairs"] == 8 and row["eval_lengths"] == (256,)
     assert row["kernel_path"] == "torch" and row["env_device"] == "cpu"
+    assert row["val_curve"] is None  # the fake record has no curve
     for column in ("params_total", "params_active", "steps_run", "wall_s", "tokens_per_s"):
         assert column in frame.columns
 
