@@ -30,7 +30,7 @@ from architectures.scans.linear_scan import (
     linear_scan_ref,
     linear_step,
 )
-from architectures.ssm_parts import choice, positive_int
+from architectures.ssm_parts import choice, positive_int, scan_dtype
 from seqbench.errors import UserError
 
 IMPLS = ("auto", "torch", "reference")
@@ -81,25 +81,32 @@ class LRU(nn.Module):
         return torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log))
 
     def _drive(self, u: Tensor) -> Tensor:
-        """γ ⊙ (B u): (.., d_model) real -> (.., d_state) complex."""
-        gamma = torch.exp(self.gamma_log)
-        return torch.complex((u @ self.B_re.t()) * gamma, (u @ self.B_im.t()) * gamma)
+        """γ ⊙ (B u): (.., d_model) real -> (.., d_state) complex.
+
+        One real matmul against B with real and imaginary rows interleaved, whose output is
+        then viewed as complex without a copy.
+        """
+        w = torch.stack([self.B_re, self.B_im], dim=1).flatten(0, 1)  # (2N, H): re, im, ...
+        v = torch.view_as_complex((u @ w.t()).unflatten(-1, (self.d_state, 2)))  # (.., N)
+        return v * torch.exp(self.gamma_log)
 
     def _read(self, x: Tensor, u: Tensor) -> Tensor:
-        """Re(C x) + D ⊙ u."""
-        return x.real @ self.C_re.t() - x.imag @ self.C_im.t() + self.D * u
+        """Re(C x) + D ⊙ u = [Re x, Im x] · [Re C, -Im C] + D ⊙ u, one real matmul."""
+        w = torch.stack([self.C_re, -self.C_im], dim=2).flatten(1, 2)  # (H, 2N)
+        return torch.view_as_real(x).flatten(-2) @ w.t() + self.D * u
 
     def forward(self, u: Tensor) -> Tensor:
         return self.prefill(u)[0]
 
     def prefill(self, u: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Forward over a prompt (B, L, D) plus the decode state after it, without stepping."""
-        v = self._drive(u.float())  # (B, L, N) complex
+        u_s = u.to(scan_dtype(u))
+        v = self._drive(u_s)  # (B, L, N) complex
         if self.impl == "reference":
             xs, x_last = linear_scan_ref(self.log_lambda(), v)
         else:
             xs, x_last = linear_scan_chunked(self.log_lambda(), v, chunk=self.chunk)
-        return self._read(xs, u.float()).to(u.dtype), {"x": x_last.to(_complex(u.dtype))}
+        return self._read(xs, u_s).to(u.dtype), {"x": x_last.to(_complex(u.dtype))}
 
     def init_state(
         self, batch_size: int, *, device: torch.device | str, dtype: torch.dtype

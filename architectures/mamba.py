@@ -37,6 +37,7 @@ from architectures.ssm_parts import (
     dt_bias_init,
     inner_width,
     positive_int,
+    scan_dtype,
 )
 
 IMPLS = ("auto", "torch", "reference")
@@ -96,8 +97,8 @@ class Mamba(nn.Module):
         dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         return F.softplus(self.dt_proj(dt)), B, C
 
-    def _A(self) -> Tensor:
-        return -torch.exp(self.A_log.float())  # (d_inner, d_state)
+    def _A(self, dtype: torch.dtype = torch.float32) -> Tensor:
+        return -torch.exp(self.A_log.to(dtype))  # (d_inner, d_state)
 
     # -- training / prefill -----------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
@@ -119,13 +120,14 @@ class Mamba(nn.Module):
     def _scan_torch(self, u_raw: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         u = F.silu(self.conv(u_raw))  # (B, L, d_inner)
         delta, B, C = self._ssm_inputs(u)
-        args = (u.float(), delta.float(), self._A(), B.float(), C.float())
+        dtype = scan_dtype(u)
+        args = (u.to(dtype), delta.to(dtype), self._A(dtype), B.to(dtype), C.to(dtype))
         if self.impl == "reference":
             y, h = selective_scan_ref(*args)
         else:
             y, h = selective_scan(*args, chunk=self.chunk)
             self.kernel_path = cuda.PATH_TORCH
-        y = (y + u.float() * self.D) * F.silu(z.float())  # (B, L, d_inner)
+        y = (y + u.to(dtype) * self.D) * F.silu(z.to(dtype))  # (B, L, d_inner)
         return y, h
 
     def _scan_cuda(self, u_raw: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
@@ -171,6 +173,6 @@ class Mamba(nn.Module):
         u, conv_state = self.conv.step(u_raw, state["conv"])
         u = F.silu(u)
         delta, B, C = self._ssm_inputs(u)
-        y, h = selective_step(state["ssm"], u, delta, self._A().to(u.dtype), B, C)
+        y, h = selective_step(state["ssm"], u, delta, self._A(u.dtype), B, C)
         y = (y + u * self.D) * F.silu(z)  # (B, d_inner)
         return self.out_proj(y), {"conv": conv_state, "ssm": h}

@@ -34,6 +34,7 @@ from architectures.ssm_parts import (
     dt_bias_init,
     inner_width,
     positive_int,
+    scan_dtype,
 )
 from seqbench.errors import UserError
 
@@ -107,8 +108,8 @@ class Mamba2(nn.Module):
             C.reshape(*lead, self.ngroups, self.d_state),
         )
 
-    def _A(self) -> Tensor:
-        return -torch.exp(self.A_log.float())  # (H,)
+    def _A(self, dtype: torch.dtype = torch.float32) -> Tensor:
+        return -torch.exp(self.A_log.to(dtype))  # (H,)
 
     def _finish(self, y: Tensor, x: Tensor, z: Tensor) -> Tensor:
         """D skip, gated RMSNorm (norm after the gate, as mamba-ssm's default) and out-proj."""
@@ -135,8 +136,9 @@ class Mamba2(nn.Module):
             )  # fmt: skip
             self.kernel_path = cuda.PATH_MAMBA_SSM
         else:
-            dt = F.softplus(dt_raw + self.dt_bias).float()  # (B, L, H)
-            args = (x.float(), dt, self._A(), B.float(), C.float())
+            dtype = scan_dtype(u)
+            dt = F.softplus(dt_raw + self.dt_bias).to(dtype)  # (B, L, H)
+            args = (x.to(dtype), dt, self._A(dtype), B.to(dtype), C.to(dtype))
             if self.impl == "reference":
                 y, S = ssd_ref(*args)
             else:
@@ -160,7 +162,7 @@ class Mamba2(nn.Module):
         xbc, conv_state = self.conv.step(xbc_raw, state["conv"])
         x, B, C = self._split_xbc(F.silu(xbc))
         dt = F.softplus(dt_raw + self.dt_bias)  # (B, H)
-        y, S = ssd_step(state["ssm"], x, dt, self._A().to(x.dtype), B, C)
+        y, S = ssd_step(state["ssm"], x, dt, self._A(x.dtype), B, C)
         return self._finish(y, x, z), {"conv": conv_state, "ssm": S}
 
 

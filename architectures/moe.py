@@ -84,16 +84,19 @@ class MoE(nn.Module):
 
         expert_of = top_e.reshape(-1)  # (N*k,) assignment -> expert
         order = expert_of.argsort(stable=True)  # group by expert, token order kept within
-        counts = torch.bincount(expert_of, minlength=self.n_experts)  # (E,)
         token_sorted = order // self.top_k  # (N*k,) assignment -> token
         gate_sorted = top_p.reshape(-1)[order]
-        kept = self._capacity_mask(counts, expert_of[order])  # (N*k,) bool or None
-
-        kept_counts = counts
-        if kept is not None:
-            token_sorted, gate_sorted = token_sorted[kept], gate_sorted[kept]
-            kept_counts = torch.bincount(expert_of[order][kept], minlength=self.n_experts)
-        y = self._run_experts(flat.index_select(0, token_sorted), kept_counts)  # (M, D)
+        if flat.device.type == "meta":
+            counts, kept, sizes = self._paper_routing(expert_of.numel(), flat.device)
+        else:
+            counts = torch.bincount(expert_of, minlength=self.n_experts)  # (E,)
+            kept = self._capacity_mask(counts, expert_of[order])  # (N*k,) bool or None
+            kept_counts = counts
+            if kept is not None:
+                token_sorted, gate_sorted = token_sorted[kept], gate_sorted[kept]
+                kept_counts = torch.bincount(expert_of[order][kept], minlength=self.n_experts)
+            sizes = kept_counts.tolist()
+        y = self._run_experts(flat.index_select(0, token_sorted), sizes)  # (M, D)
         y = y * gate_sorted[:, None].to(y.dtype)
         out = torch.zeros_like(flat).index_add(0, token_sorted, y)  # (N, D)
         if self.shared is not None:
@@ -101,6 +104,19 @@ class MoE(nn.Module):
 
         self._record(logits, probs, counts, kept)
         return out.reshape(shape)
+
+    def _paper_routing(
+        self, assignments: int, device: torch.device
+    ) -> tuple[Tensor, None, list[int]]:
+        """Routing on the meta device, where no values exist: assume perfect balance.
+
+        Used when FLOPs and bytes are counted on paper. Expert compute depends only on the
+        total number of assignments (N * k), so the count is exact whatever the real routing;
+        capacity drops are not modelled (none occur under perfect balance at factor >= 1).
+        """
+        base, extra = divmod(assignments, self.n_experts)
+        sizes = [base + (e < extra) for e in range(self.n_experts)]
+        return torch.empty(self.n_experts, dtype=torch.long, device=device), None, sizes
 
     def _capacity_mask(self, counts: Tensor, expert_sorted: Tensor) -> Tensor | None:
         """Which sorted assignments fit their expert's capacity (None: no limit)."""
@@ -111,13 +127,13 @@ class MoE(nn.Module):
         rank = torch.arange(expert_sorted.numel(), device=counts.device) - starts[expert_sorted]
         return rank < capacity
 
-    def _run_experts(self, x_sorted: Tensor, counts: Tensor) -> Tensor:
+    def _run_experts(self, x_sorted: Tensor, sizes: list[int]) -> Tensor:
         """Each expert's SwiGLU on its contiguous slice of the sorted tokens (M, D)."""
         # unbind once: indexing w_in[e] per expert would make backward build E full-size
         # zero gradients (cost growing with E^2); unbind's backward stacks them once.
         w_in, w_out = self.w_in.unbind(0), self.w_out.unbind(0)
         outputs = []
-        for e, chunk in enumerate(x_sorted.split(counts.tolist(), dim=0)):
+        for e, chunk in enumerate(x_sorted.split(sizes, dim=0)):
             if chunk.shape[0] == 0:
                 continue
             gate, up = (chunk @ w_in[e]).chunk(2, dim=-1)  # (n_e, H) each
@@ -146,6 +162,8 @@ class MoE(nn.Module):
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"n_experts": self.n_experts, "top_k": self.top_k}
+        if self._aux.device.type == "meta":  # counted on paper: no values to report
+            return out
         for key, value in self._stats.items():
             out[key] = value.tolist() if value.ndim else float(value)
         return out

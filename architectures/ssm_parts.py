@@ -16,6 +16,15 @@ from torch import Tensor, nn
 from seqbench.errors import UserError
 
 
+def scan_dtype(t: Tensor) -> torch.dtype:
+    """The precision a scan runs in: float64 stays float64, anything else (bf16, fp16) float32.
+
+    Why: a recurrence accumulates over thousands of steps, so low precision drifts; and a
+    float64 copy of a module must stay float64 to serve as an exact reference.
+    """
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
 def positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise UserError(f"{name} must be a positive integer, got {value!r}")

@@ -16,6 +16,8 @@ import torch
 from architectures import LanguageModel
 from harness.evaluate import evaluate
 from harness.prepare import Prepared, prepare
+from harness.profile.memory import is_oom_error  # shared with the profiler
+from harness.profile.outcome import one_line
 from harness.records import make_record
 from harness.spec import RunSpec
 from harness.train import TrainResult, train
@@ -34,7 +36,7 @@ def execute(spec_data: dict[str, Any]) -> dict[str, Any]:
         spec = prepared.spec  # already resolved in a sweep; resolved here for direct calls
         status, reason = run_prepared(prepared, metrics, timings)
     except Exception as exc:
-        status = "oom" if is_oom(exc) else "failed"
+        status = "oom" if is_oom_error(exc) else "failed"
         reason = one_line(exc)
         metrics["traceback"] = traceback.format_exc(limit=-8)
     finally:
@@ -123,18 +125,3 @@ def kernel_paths(model: LanguageModel) -> dict[str, str]:
         if path is not None:
             paths[f"layer{i}"] = str(path)
     return paths
-
-
-def is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and (
-        "out of memory" in text or "can't allocate memory" in text
-    )
-
-
-def one_line(exc: BaseException, limit: int = 500) -> str:
-    lines = str(exc).strip().splitlines()
-    text = f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-    return text[:limit]

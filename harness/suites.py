@@ -7,7 +7,7 @@
     d_model = 64
 
     [by_arch.lru]           # fields for one architecture, over the defaults (grids still win)
-    overrides = { "lru.chunk" = 16 }
+    lr = 1e-3
 
     [[grid]]                # one cartesian product; a suite is the union of its grids
     arch = ["mha", "lru"]   # a list is an axis: one run per value

@@ -10,8 +10,11 @@ Worked example (vocab_size 6, seq_len 10; `^` = trigger 5):
     inputs   3  0  ^  4  1  1  2  0  3  ^
     targets  -  -  -  -  -  -  -  -  -  4
 
-`at_length` keeps the vocabulary; the first trigger lands anywhere in the longer text, which
-is how the task is trained at one length and evaluated at up to 16x that length.
+Defaults follow H3's synthetic (vocabulary 20, length 30) at vocab 16, length 32: one scored
+token per sequence is a sparse signal, and a tiny attention model needs several hundred CPU
+steps to form an induction head even there. `at_length` keeps the vocabulary; the first
+trigger lands anywhere in the longer text, which is how the task is trained at one length and
+evaluated at up to 16x that length.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ class Induction(Task):
     name = "induction"
     description = "induction head: after the trigger reappears, predict what followed it before"
 
-    vocab_size: int = 32
-    seq_len: int = 64
+    vocab_size: int = 16
+    seq_len: int = 32
 
     @property
     def trigger(self) -> int:

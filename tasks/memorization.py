@@ -27,6 +27,7 @@ from torch import Tensor
 
 from tasks import sampling
 from tasks.base import IGNORE_INDEX, Batch, Task
+from tasks.noise import check_noise_knobs, noise_slots, noise_tokens
 from tasks.registry import TASKS
 
 
@@ -66,12 +67,7 @@ class Memorization(Task):
 
     def validate(self) -> None:
         super().validate()
-        self.check(self.noise_vocab_size >= 0, "noise_vocab_size must be >= 0")
-        self.check(0 <= self.frac_noise < 1, f"frac_noise must be in [0, 1), got {self.frac_noise}")
-        self.check(
-            self.frac_noise == 0 or self.noise_vocab_size > 0,
-            "frac_noise > 0 needs noise_vocab_size > 0",
-        )
+        check_noise_knobs(self, self.noise_vocab_size, self.frac_noise)
         self.check(
             self.key_vocab >= 1,
             f"vocab_size {self.vocab_size} leaves no key tokens "
@@ -85,13 +81,10 @@ class Memorization(Task):
     def generate(self, n: int, generator: torch.Generator) -> Batch:
         g, pairs = generator, self.seq_len // 2
         keys = sampling.randint(0, self.key_vocab, (n, pairs), g)  # (n, P)
-        noise = torch.rand(n, pairs, generator=g) < self.frac_noise
-        noise.scatter_(1, sampling.randint(0, pairs, (n, 1), g), False)  # keep one fact
-        noise_tokens = self.plain_vocab + sampling.randint(
-            0, max(self.noise_vocab_size, 1), (n, pairs, 2), g
-        )
+        noise = noise_slots(n, pairs, self.frac_noise, pairs, g)  # (n, P)
+        filler = noise_tokens(self.plain_vocab, self.noise_vocab_size, (n, pairs, 2), g)
         facts = torch.stack([keys, torch.full_like(keys, self.insert)], dim=2)  # (n, P, 2)
-        inputs = torch.where(noise[:, :, None], noise_tokens, facts).view(n, self.seq_len)
+        inputs = torch.where(noise[:, :, None], filler, facts).view(n, self.seq_len)
         answers = torch.where(noise, IGNORE_INDEX, self.table[keys])  # (n, P)
         targets = torch.stack([torch.full_like(answers, IGNORE_INDEX), answers], dim=2)
         return Batch(inputs, targets.view(n, self.seq_len))

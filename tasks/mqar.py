@@ -13,8 +13,9 @@ Worked example (vocab_size 12, seq_len 16, num_pairs 2, random_non_queries off):
     inputs   2  8  4  7 | 0  0  4  0  0  0  0  0  2  0  0  0
     targets  -  -  -  - | -  -  7  -  -  -  -  -  8  -  -  -
 
-Defaults are sized for a CPU (vocab 256, length 64, 8 pairs); Zoology's figures use vocab
-8192, lengths 64-512 and 4-64 pairs, all reachable with the knobs. `at_length` keeps the
+Defaults are sized for a CPU: Zoology's smallest setting (length 64, 4 pairs) with a 64-token
+vocabulary; its figures use vocab 8192, lengths 64-512 and 4-64 pairs, all reachable with the
+knobs (a larger vocabulary makes the task harder and a CPU step slower). `at_length` keeps the
 vocabulary, the number of pairs and alpha, so a longer sequence means longer recall gaps.
 """
 
@@ -37,9 +38,9 @@ class MQAR(Task):
     name = "mqar"
     description = "multi-query associative recall (Zoology): recall each key's value when asked"
 
-    vocab_size: int = 256
+    vocab_size: int = 64
     seq_len: int = 64
-    num_pairs: int = 8
+    num_pairs: int = 4
     alpha: float = 0.01
     random_non_queries: bool = True
 

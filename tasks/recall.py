@@ -31,6 +31,7 @@ from torch import Tensor
 from tasks import sampling
 from tasks.base import IGNORE_INDEX, Batch, Task
 from tasks.layout import expand_index, next_token_targets, pack
+from tasks.noise import check_noise_knobs, noise_slots, noise_tokens
 
 
 @dataclass
@@ -78,12 +79,7 @@ class RecallTask(Task):
         super().validate()
         km, vm = self.k_motif_size, self.v_motif_size
         self.check(km >= 1 and vm >= 1, "k_motif_size and v_motif_size must be >= 1")
-        self.check(self.noise_vocab_size >= 0, "noise_vocab_size must be >= 0")
-        self.check(0 <= self.frac_noise < 1, f"frac_noise must be in [0, 1), got {self.frac_noise}")
-        self.check(
-            self.frac_noise == 0 or self.noise_vocab_size > 0,
-            "frac_noise > 0 needs noise_vocab_size > 0",
-        )
+        check_noise_knobs(self, self.noise_vocab_size, self.frac_noise)
         self.check(
             self.key_vocab >= km and self.value_vocab >= vm,
             f"vocab_size {self.vocab_size} leaves {self.key_vocab} key and {self.value_vocab} "
@@ -112,9 +108,8 @@ class RecallTask(Task):
         keys = sampling.distinct(n * slots, km, self.key_vocab, g).view(n, slots, km)
         values = sampling.distinct(n * slots, vm, self.value_vocab, g).view(n, slots, vm)
         values = values + self.key_vocab
-        noise = torch.rand(n, slots, generator=g) < self.frac_noise  # (n, S)
         always_fits = self.budget // (km + vm)  # slots that fit whatever their sizes
-        noise.scatter_(1, sampling.randint(0, always_fits, (n, 1), g), False)
+        noise = noise_slots(n, slots, self.frac_noise, always_fits, g)  # (n, S)
 
         slot = torch.arange(slots).expand(n, slots)
         codes = torch.where(noise, -1 - slot, self._key_codes(keys, key_size))
@@ -168,10 +163,8 @@ class RecallTask(Task):
         ks, vs = key_size[:, :, None], value_size[:, :, None]
         source = torch.where(j < ks, j, km + j - ks).clamp(max=width - 1)  # (n, S, W)
         tokens = torch.cat([keys, values], dim=2).gather(2, source)
-        noise_tokens = self.plain_vocab + sampling.randint(
-            0, max(self.noise_vocab_size, 1), tuple(tokens.shape), g
-        )
-        tokens = torch.where(noise[:, :, None], noise_tokens, tokens)
+        filler = noise_tokens(self.plain_vocab, self.noise_vocab_size, tuple(tokens.shape), g)
+        tokens = torch.where(noise[:, :, None], filler, tokens)
         # Last key token predicts value[0]; value[i] predicts value[i + 1].
         flags = repeat[:, :, None] & (j >= ks - 1) & (j <= ks + vs - 2)
         return tokens, flags

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness.cli import main
 from harness.records import iter_records, runs_dir
@@ -79,6 +80,11 @@ def test_bad_flags_are_one_line_exit_2(tmp_path: Path, cli) -> None:
         run_cli("run", "--arch", "mha", "--task", ECHO, "--launcher", "slurmm", *out),
         "unknown launcher 'slurmm'",
     )
+    if not torch.cuda.is_available():
+        assert_one_line_error(
+            run_cli("run", "--arch", "mha", "--task", ECHO, "--device", "cuda", *out),
+            "device 'cuda' requested but torch sees no CUDA device",
+        )
     assert not runs_dir(tmp_path).exists() or not list(runs_dir(tmp_path).iterdir())
 
 

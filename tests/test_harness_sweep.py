@@ -119,6 +119,20 @@ def test_one_writer_per_folder_and_stale_temp_files_cleared(tmp_path: Path) -> N
             run_sweep([tiny()], tmp_path)
 
 
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_redraws_a_live_line_only_on_a_terminal(tmp_path: Path) -> None:
+    terminal = FakeTerminal()
+    run_sweep([tiny(seed=s) for s in (0, 1)], tmp_path, progress=Progress(2, stream=terminal))
+    text = terminal.getvalue()
+    assert "\r\x1b[K[0/2] running mha FirstTokenTask" in text  # the run in flight
+    assert "[1/2] ok" in text and "[2/2] ok" in text and "ETA" in text
+    assert text.endswith("\r\x1b[K")  # the live line is cleared at the end
+
+
 def test_records_are_plain_json(tmp_path: Path) -> None:
     run_sweep([tiny()], tmp_path, progress=quiet(1))
     (path,) = runs_dir(tmp_path).glob("*.json")

@@ -122,3 +122,18 @@ def test_compute_grows_with_k_not_with_experts() -> None:
 def test_bad_knobs_fail_in_one_line(kwargs: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
         MoE(16, **kwargs)
+
+
+def test_meta_device_counts_the_same_flops_as_a_real_run() -> None:
+    """On paper (meta tensors) routing is taken as balanced; expert FLOPs depend only on N*k."""
+    torch.manual_seed(0)
+    real = MoE(32, n_experts=8, top_k=2)
+    with FlopCounterMode(display=False) as measured:
+        real(torch.randn(2, 24, 32))
+    with torch.device("meta"):
+        paper = MoE(32, n_experts=8, top_k=2)
+        x = torch.randn(2, 24, 32)
+    with FlopCounterMode(display=False) as counted:
+        y = paper(x)
+    assert y.shape == x.shape and y.device.type == "meta"
+    assert counted.get_total_flops() == measured.get_total_flops()

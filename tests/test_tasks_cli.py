@@ -63,7 +63,7 @@ def test_sample_variant_and_explicit_knobs(capsys: pytest.CaptureFixture[str]) -
     ("args", "fragment"),
     [
         (("sample", "mqar", "--num-pair", "3"), "did you mean '--num-pairs'?"),
-        (("sample", "mqar", "--num-pairs", "40"), "cannot hold 40 pairs"),
+        (("sample", "mqar", "--num-pairs", "20"), "cannot hold 20 pairs"),
         (("sample", "mqar", "--alpha", "high"), "--alpha expects a number"),
         (("sample", "mqar", "--num-pairs"), "--num-pairs needs a value"),
         (("sample", "mqar", "8"), "unexpected argument '8'"),
@@ -83,12 +83,12 @@ def test_list_tasks_names_descriptions_and_knobs(capsys: pytest.CaptureFixture[s
     code, out, _ = invoke(capsys, "list", "tasks", "--json")
     rows = {row["name"]: row for row in json.loads(out)}
     assert code == 0 and set(rows) == set(TASKS.names())
-    assert rows["mqar"]["knobs"]["num_pairs"] == 8 and rows["mqar"]["description"]
+    assert rows["mqar"]["knobs"]["num_pairs"] == 4 and rows["mqar"]["description"]
     assert rows["flipflop"]["variants"]["sparse"] == {"p_ignore": 0.98}
     _, text, _ = invoke(capsys, "list", "tasks")
     for name in TASKS.names():
         assert f"\n{name}  " in f"\n{text}"
-    assert "--num-pairs 8" in text and "variant dense: --p-ignore 0.1" in text
+    assert "--num-pairs 4" in text and "variant dense: --p-ignore 0.1" in text
 
 
 def test_as_a_process_unknown_knob_is_one_line_exit_2() -> None:

@@ -6,7 +6,8 @@ import torch
 
 from tasks import IGNORE_INDEX, make_task
 from tasks.flipflop import IGNORE, READ, WRITE
-from tasks.listops import END, FIRST_OP, PAD
+from tasks.listops import PAD
+from tasks.listops_trees import END, FIRST_OP
 
 N = 256
 

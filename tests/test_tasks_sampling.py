@@ -9,7 +9,8 @@ import torch
 
 from tasks import sampling
 from tasks.layout import next_token_targets, pack
-from tasks.listops import _apply_ops, _reference_op
+from tasks.listops import reference_op
+from tasks.listops_trees import apply_ops
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -91,7 +92,7 @@ def test_listops_vectorised_operators_match_the_reference() -> None:
     parent = torch.repeat_interleave(torch.arange(parents), count)
     value = torch.randint(0, 10, (len(parent),), generator=g)
     op = torch.randint(0, 4, (parents,), generator=g)
-    fast = _apply_ops(op, parent, value, parents).tolist()
+    fast = apply_ops(op, parent, value, parents).tolist()
     for p in range(parents):
         args = value[parent == p].tolist()
-        assert fast[p] == _reference_op(op[p].item(), args), (op[p].item(), args)
+        assert fast[p] == reference_op(op[p].item(), args), (op[p].item(), args)

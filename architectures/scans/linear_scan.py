@@ -2,20 +2,28 @@
 
     x_t = λ ⊙ x_{t-1} + v_t        (λ, x_t, v_t complex, one entry per state n)
 
-Because λ does not depend on t, x is a causal convolution of v with the kernel λ^k. The chunked
-form evaluates it exactly with two small matmuls: inside a chunk of T steps, x = M v with the
-lower-triangular Toeplitz M[i, j] = λ^(i-j) (one T x T matrix per state); across chunks, the
-chunk end states are combined by the same construction with λ^T, then decayed into each step.
-Powers are exp(k log λ), built from the log parameterisation, so they are exact and smooth.
+The chunked (two-level) scan splits time into c chunks of T steps and
+  1. runs the recurrence inside *all chunks at once* from a zero state: T steps, each one an
+     in-place multiply-add over every chunk (c x B x N numbers instead of B x N);
+  2. scans the chunk end states with λ^T (recursively, so the carry pass is chunked too),
+     which turns them into the exact states at the chunk ends;
+  3. adds the state entering each chunk, decayed by λ^(i+1), to its step i.
+About T + L/T dependent operations replace L, and the arithmetic is the recurrence's own (no
+T x T Toeplitz products, no λ^(-k) rescaling that would overflow for small |λ|).
+
+Why a custom autograd function: the adjoint of a time-invariant linear recurrence is the same
+recurrence run backwards in time with conj(λ) (PyTorch's complex convention), so the backward
+is one more chunked scan plus one reduction for dL/dλ, instead of a graph of many nodes.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-DEFAULT_CHUNK = 64  # cost ~ L * chunk within chunks plus (L / chunk)^2 across them
+DEFAULT_CHUNK = 64  # ~ sqrt(4096): balances the T in-chunk steps against the L/T carries
 
 
 def linear_step(x: Tensor, lam: Tensor, v_t: Tensor) -> Tensor:
@@ -34,34 +42,64 @@ def linear_scan_ref(log_lam: Tensor, v: Tensor, x0: Tensor | None = None) -> tup
     return torch.stack(xs, dim=1), x
 
 
-def _toeplitz_powers(log_lam: Tensor, size: int, stride: int) -> Tensor:
-    """(N, size, size) with [n, i, j] = λ_n^(stride (i - j)) for i >= j and 0 above.
-
-    The exponent is clamped at 0 above the diagonal before exp, so no λ^(-k) overflows there.
-    """
-    k = torch.arange(size, device=log_lam.device)
-    diff = k[:, None] - k[None, :]  # (size, size)
-    powers = torch.exp(
-        (diff.clamp(min=0) * stride)[None].to(log_lam.dtype) * log_lam[:, None, None]
-    )
-    return powers * (diff >= 0)  # (N, size, size)
-
-
 def linear_scan_chunked(
     log_lam: Tensor, v: Tensor, chunk: int = DEFAULT_CHUNK
 ) -> tuple[Tensor, Tensor]:
     """Chunked scan with the signature of `linear_scan_ref` (no x0)."""
-    b, L, N = v.shape
-    T = min(chunk, L)
-    pad = -L % T  # padded steps come after every real one, so they never reach real outputs
-    c = (L + pad) // T
-    v = F.pad(v, (0, 0, 0, pad)).view(b, c, T, N)
-    v_n = v.permute(3, 2, 0, 1).reshape(N, T, b * c)  # (N, T, b c): one matmul per state
-    local = (_toeplitz_powers(log_lam, T, 1) @ v_n).view(N, T, b, c)  # zero state in
-    ends = local[:, -1].permute(0, 2, 1)  # (N, c, b): each chunk's end state
-    carried = _toeplitz_powers(log_lam, c, T) @ ends  # (N, c, b): true state after chunk
-    before = F.pad(carried, (0, 0, 1, 0))[:, :-1]  # (N, c, b): state entering each chunk
-    rise = torch.exp(torch.arange(1, T + 1, device=v.device).to(log_lam.dtype)[:, None] * log_lam)
-    x = local + rise.t()[:, :, None, None] * before.permute(0, 2, 1)[:, None]  # (N, T, b, c)
-    x = x.permute(2, 3, 1, 0).reshape(b, c * T, N)[:, :L]
-    return x, x[:, -1]  # (b, L, N), (b, N)
+    x = LinearScanFn.apply(torch.exp(log_lam), v, chunk)  # (b, L, N)
+    return x, x[:, -1]
+
+
+def scan_inplace(lam: Tensor, x: Tensor, chunk: int, reverse: bool = False) -> None:
+    """Turn x (L, M, N), time-major, into its inclusive scan, in place:
+    x_t = λ x_{t-1} + x_t, or with reverse=True x_t = λ x_{t+1} + x_t (the adjoint's order)."""
+    length, T = x.shape[0], max(chunk, 2)  # chunks of 1 step would never shrink the carry scan
+    whole = length - length % T
+    if whole <= T:  # one chunk or less: the plain loop is the fastest there is
+        rows = x.unbind(0)
+        for prev, cur in itertools.pairwise(rows[::-1] if reverse else rows):
+            cur.addcmul_(lam, prev)
+        return
+    if reverse:  # the partial chunk at the end comes first, down into the last whole row
+        for t in range(length - 2, whole - 2, -1):
+            x[t].addcmul_(lam, x[t + 1])
+    chunks = x[:whole].unflatten(0, (whole // T, T))  # (c, T, M, N), a view
+    order = range(T - 2, -1, -1) if reverse else range(1, T)
+    step = 1 if reverse else -1
+    for i in order:  # 1. every chunk at once, from a zero state
+        chunks[:, i].addcmul_(lam, chunks[:, i + step])
+    edge = 0 if reverse else T - 1  # 2. chunk edges -> their true values
+    scan_inplace(lam**T, chunks[:, edge], chunk, reverse)
+    powers = torch.arange(T - 1, 0, -1) if reverse else torch.arange(1, T)
+    rise = lam ** powers.to(device=x.device, dtype=lam.dtype)[:, None]  # (T - 1, N)
+    if reverse:  # 3. rows 1.. of chunk k get λ^(T-i) times the true start of chunk k+1
+        chunks[:-1, 1:].addcmul_(rise[None, :, None, :], chunks[1:, 0, None])
+    else:  # rows ..T-2 of chunk k get λ^(i+1) times the true end of chunk k-1
+        chunks[1:, : T - 1].addcmul_(rise[None, :, None, :], chunks[:-1, T - 1, None])
+        for t in range(whole, length):  # the partial chunk follows the true end state
+            x[t].addcmul_(lam, x[t - 1])
+
+
+class LinearScanFn(torch.autograd.Function):
+    """x = scan(λ, v) for v (b, L, N); backward = the reverse-time scan with conj(λ), and
+    dL/dλ = Σ_t g_t conj(x_{t-1}) (`vecdot` conjugates its first argument).
+
+    The scans run in place on a time-major *view* of a (b, L, N) copy, so inputs, outputs and
+    gradients keep the caller's layout and no transposed copies are made.
+    """
+
+    @staticmethod
+    def forward(ctx, lam: Tensor, v: Tensor, chunk: int) -> Tensor:  # type: ignore[override]
+        x = v.contiguous().clone()  # (b, L, N)
+        scan_inplace(lam, x.transpose(0, 1), chunk)
+        ctx.save_for_backward(lam, x)
+        ctx.chunk = chunk
+        return x
+
+    @staticmethod
+    def backward(ctx, grad_x: Tensor) -> tuple[Tensor, Tensor, None]:  # type: ignore[override]
+        lam, x = ctx.saved_tensors
+        g = grad_x.contiguous().clone()  # becomes dL/dv
+        scan_inplace(lam.conj(), g.transpose(0, 1), ctx.chunk, reverse=True)
+        grad_lam = torch.linalg.vecdot(x[:, :-1], g[:, 1:], dim=1).sum(0)  # (N,)
+        return grad_lam, g, None

@@ -22,9 +22,9 @@ def cli() -> None:
 
 def _register_commands() -> None:
     # Imported here so `harness.cli` stays importable while a command module is being loaded.
-    from harness.cli import check_arch_cmd, list_cmd, run_cmd, sample_cmd
+    from harness.cli import check_arch_cmd, list_cmd, profile_cmd, run_cmd, sample_cmd
 
-    for module in (list_cmd, check_arch_cmd, sample_cmd, run_cmd):
+    for module in (list_cmd, check_arch_cmd, sample_cmd, run_cmd, profile_cmd):
         cli.add_command(module.command)
 
 

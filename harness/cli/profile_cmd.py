@@ -1,0 +1,224 @@
+"""`seqbench profile`: time, memory, FLOPs, decode state and scaling exponents per architecture."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from seqbench.errors import UserError
+
+if TYPE_CHECKING:  # the profiler imports torch; keep `seqbench --help` fast
+    from harness.profile.sweep import SweepPlan
+
+DEFAULT_OUT = "results/profile"
+
+
+def parse_value(text: str) -> Any:
+    """JSON when it parses (16, 0.5, true, [1,2]), the plain string otherwise (mamba,attention)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_sets(items: tuple[str, ...]) -> dict[str, list[Any]]:
+    """--set KEY=VALUE, repeatable; a key given several times is swept over its values."""
+    sets: dict[str, list[Any]] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
+        values = sets.setdefault(key.strip(), [])
+        parsed = parse_value(value.strip())
+        if parsed not in values:
+            values.append(parsed)
+    return sets
+
+
+def listed(values: tuple[Any, ...], default: tuple[Any, ...] = ()) -> list[Any]:
+    """A repeatable option's values in order, without repeats (the default when none given)."""
+    return list(dict.fromkeys(values or default))
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but torch sees no CUDA device")
+    return device
+
+
+def default_memory_gb() -> float | None:
+    from harness.profile.memory import available_memory_bytes
+
+    available = available_memory_bytes()
+    return None if available is None else round(available / 2**30 / 2, 1)
+
+
+positive = click.IntRange(min=1)
+
+
+@click.command("profile")
+@click.option("--arch", "archs", multiple=True, required=True, help="Preset (repeatable).")
+@click.option(
+    "--seq-len",
+    "seq_lens",
+    type=positive,
+    multiple=True,
+    help="Training-step lengths (repeatable) [default: 256 … 8192, doubling].",
+)
+@click.option("--batch", "batches", type=positive, multiple=True, help="Batch sizes [1].")
+@click.option(
+    "--d-model",
+    "d_models",
+    type=positive,
+    multiple=True,
+    help="Widths (repeatable) [the preset's].",
+)
+@click.option(
+    "--impl",
+    "impls",
+    type=click.Choice(["sdpa", "reference"]),
+    multiple=True,
+    help="Attention path: fused sdpa or explicit softmax (repeatable) [sdpa].",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Preset override (repeatable); a key given twice is swept, e.g. "
+    "--set ffn.n_experts=8 --set ffn.n_experts=16.",
+)
+@click.option(
+    "--context",
+    "contexts",
+    type=positive,
+    multiple=True,
+    help="Decode context lengths [256 1024 4096 16384].",
+)
+@click.option(
+    "--counted-len",
+    "counted_lens",
+    type=positive,
+    multiple=True,
+    help="Lengths counted on the meta device [1024 … 1048576, ×4].",
+)
+@click.option(
+    "--mode",
+    "modes",
+    type=click.Choice(["train", "decode", "counted"]),
+    multiple=True,
+    help="What to profile (repeatable) [all three].",
+)
+@click.option(
+    "--repeats",
+    type=positive,
+    default=3,
+    show_default=True,
+    help="Timed training steps per point (median).",
+)
+@click.option(
+    "--decode-steps",
+    type=positive,
+    default=16,
+    show_default=True,
+    help="Timed decode steps per context (median).",
+)
+@click.option(
+    "--budget-s",
+    type=click.FloatRange(min=1),
+    default=120.0,
+    show_default=True,
+    help="Per-point time budget; a point over it is recorded failed.",
+)
+@click.option(
+    "--max-memory-gb",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Per-point memory cap on CPU; over it a point is recorded oom "
+    "[half of the available memory].",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="torch threads in each worker; 0 keeps torch's default. One is the default because "
+    "on a CPU shared with other work, timings with more threads than free cores swing by 10x.",
+)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default="float32",
+    show_default=True,
+)
+@click.option("--vocab", type=positive, default=64, show_default=True, help="Vocabulary size.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Result folder (records in OUT/runs/).",
+)
+@click.option("--force", is_flag=True, help="Re-measure points already recorded ok.")
+def command(**opts: Any) -> None:  # fmt: skip
+    """Profile architectures: tokens/s, peak memory (three named methods), FLOPs per token,
+    prefill and decode latency, decode state bytes, counted FLOPs/bytes up to 1M tokens, and
+    log-log scaling exponents with 95% intervals. Writes one record per point to OUT/runs/.
+    """
+    from harness.profile.progress import Progress
+    from harness.profile.summary import summary
+    from harness.profile.sweep import plan_specs, run_sweep, write_fits
+
+    plan = build_plan(opts)
+    total = sum(len(specs) for specs in plan_specs(plan).values())
+    progress = Progress(total)
+    records = run_sweep(plan, opts["out_dir"], force=opts["force"], progress=progress)
+    fits = write_fits(records, opts["out_dir"], plan.axes())
+    click.echo(summary(records, fits))
+    click.echo(f"\n{len(records)} point records and {len(fits)} fit records in "
+               f"{opts['out_dir']}/runs")  # fmt: skip
+
+
+def build_plan(opts: dict[str, Any]) -> SweepPlan:
+    from harness.profile.points import MODES, PointOptions
+    from harness.profile.sweep import (
+        DEFAULT_CONTEXTS,
+        DEFAULT_COUNTED_LENS,
+        DEFAULT_SEQ_LENS,
+        SweepPlan,
+    )
+
+    memory_gb = opts["max_memory_gb"] or default_memory_gb()
+    options = PointOptions(
+        vocab_size=opts["vocab"],
+        device=resolve_device(opts["device"]),
+        dtype=opts["dtype"],
+        seed=opts["seed"],
+        repeats=opts["repeats"],
+        decode_steps=opts["decode_steps"],
+        threads=opts["threads"] or None,
+    )
+    return SweepPlan(
+        archs=listed(opts["archs"]),
+        seq_lens=listed(opts["seq_lens"], DEFAULT_SEQ_LENS),
+        contexts=listed(opts["contexts"], DEFAULT_CONTEXTS),
+        counted_lens=listed(opts["counted_lens"], DEFAULT_COUNTED_LENS),
+        batches=listed(opts["batches"], (1,)),
+        d_models=listed(opts["d_models"]),
+        impls=listed(opts["impls"], ("sdpa",)),
+        sets=parse_sets(opts["sets"]),
+        modes=[m for m in MODES if m in (opts["modes"] or MODES)],
+        options=options,
+        budget_s=opts["budget_s"],
+        max_memory_bytes=None if memory_gb is None else int(memory_gb * 2**30),
+    )
