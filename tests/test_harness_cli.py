@@ -15,6 +15,7 @@ import torch
 
 from harness.cli import main
 from harness.records import iter_records, runs_dir
+from seqbench.errors import UserError
 from tests.cli_helpers import REPO, Result, assert_one_line_error, run_cli
 from tests.harness_support import ECHO, SLOW
 
@@ -174,3 +175,19 @@ seed = [0, 1, 2, 3, 4, 5]
     assert len({r["run_id"] for r in records}) == 6
     assert sorted(r["spec"]["seed"] for r in records) == [0, 1, 2, 3, 4, 5]
     assert all(r["status"] == "ok" for r in records)
+
+
+def test_set_given_twice_with_different_values_is_one_line_error() -> None:
+    from harness.cli.options import parse_pairs, parse_sweeps
+
+    assert parse_pairs(("d_model=64", "attention.impl=reference"), "--set") == {
+        "d_model": 64,
+        "attention.impl": "reference",
+    }
+    assert parse_sweeps(("ffn.n_experts=4", "ffn.n_experts=8"), "--set") == {
+        "ffn.n_experts": [4, 8]
+    }
+    with pytest.raises(UserError, match="given twice"):
+        parse_pairs(("d_model=64", "d_model=32"), "--set")
+    with pytest.raises(UserError, match="expects KEY=VALUE"):
+        parse_pairs(("d_model",), "--set")

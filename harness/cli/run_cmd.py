@@ -10,13 +10,13 @@ true, [4, 8] — a list sweeps), else as text (mamba,attention).
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from harness.cli.options import parse_pairs
 from seqbench.errors import UserError
 from seqbench.registry import did_you_mean
 
@@ -105,25 +105,10 @@ def gather_specs(opts: dict[str, Any], extra: list[str]) -> tuple[str, list]:
         for flag, key in ADHOC_FIELDS.items()
         if opts[flag] not in (None, ())
     }
-    grid["overrides"] = dict(parse_pair(p, "--set") for p in opts["sets"])
-    grid["knobs"] = dict(parse_pair(p, "--knob") for p in opts["knobs"])
+    grid["overrides"] = parse_pairs(opts["sets"], "--set")
+    grid["knobs"] = parse_pairs(opts["knobs"], "--knob")
     grid["knobs"].update(parse_knob_flags(extra, grid["task"]))
     return "adhoc", expand({"grid": [grid]}, "command line")
-
-
-def parse_value(text: str) -> Any:
-    """JSON when it parses (numbers, true/false, lists), else the text itself."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def parse_pair(pair: str, flag: str) -> tuple[str, Any]:
-    key, eq, value = pair.partition("=")
-    if not eq or not key.strip():
-        raise UserError(f"{flag} expects KEY=VALUE, got {pair!r}")
-    return key.strip(), parse_value(value.strip())
 
 
 def parse_knob_flags(args: list[str], tasks: list[str]) -> dict[str, Any]:
