@@ -28,10 +28,12 @@ def _register_commands() -> None:
         list_cmd,
         profile_cmd,
         report_cmd,
+        run_cmd,
         sample_cmd,
     )
 
-    for module in (list_cmd, check_arch_cmd, sample_cmd, profile_cmd, report_cmd, compare_cmd):
+    commands = (list_cmd, check_arch_cmd, sample_cmd, run_cmd, profile_cmd, report_cmd, compare_cmd)
+    for module in commands:
         cli.add_command(module.command)
 
 

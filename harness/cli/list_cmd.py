@@ -8,7 +8,7 @@ import click
 
 from harness.cli.format import table
 
-KINDS = ("architectures", "tasks")
+KINDS = ("architectures", "tasks", "suites")
 
 
 def architecture_rows() -> list[dict[str, object]]:
@@ -76,7 +76,12 @@ def print_tasks(rows: list[dict[str, object]]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list instead of a table.")
 def command(kind: str, as_json: bool) -> None:
     """List architectures (presets), tasks or suites."""
-    rows = task_rows() if kind == "tasks" else architecture_rows()
+    if kind == "suites":
+        from harness.suites import suite_rows
+
+        rows = suite_rows()
+    else:
+        rows = task_rows() if kind == "tasks" else architecture_rows()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -85,6 +90,9 @@ def command(kind: str, as_json: bool) -> None:
         return
     headers = list(rows[0]) if rows else []
     click.echo(table(headers, [list(r.values()) for r in rows]))
+    if kind == "suites":
+        click.echo("\nrun one with: seqbench run --suite NAME (or your own: --config FILE.toml)")
+        return
     from architectures.presets import DEFAULT_VOCAB
 
     click.echo(

@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from harness.cli.options import parse_sweeps
 from seqbench.errors import UserError
 
 if TYPE_CHECKING:  # the profiler imports torch; keep `seqbench --help` fast
     from harness.profile.sweep import SweepPlan
 
 DEFAULT_OUT = "results/profile"
-
-
-def parse_value(text: str) -> Any:
-    """JSON when it parses (16, 0.5, true, [1,2]), the plain string otherwise (mamba,attention)."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def parse_sets(items: tuple[str, ...]) -> dict[str, list[Any]]:
-    """--set KEY=VALUE, repeatable; a key given several times is swept over its values."""
-    sets: dict[str, list[Any]] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
-        values = sets.setdefault(key.strip(), [])
-        parsed = parse_value(value.strip())
-        if parsed not in values:
-            values.append(parsed)
-    return sets
 
 
 def listed(values: tuple[Any, ...], default: tuple[Any, ...] = ()) -> list[Any]:
@@ -216,7 +194,7 @@ def build_plan(opts: dict[str, Any]) -> SweepPlan:
         batches=listed(opts["batches"], (1,)),
         d_models=listed(opts["d_models"]),
         impls=listed(opts["impls"], ("sdpa",)),
-        sets=parse_sets(opts["sets"]),
+        sets=parse_sweeps(opts["sets"], "--set"),
         modes=[m for m in MODES if m in (opts["modes"] or MODES)],
         options=options,
         budget_s=opts["budget_s"],

@@ -1,0 +1,47 @@
+"""KEY=VALUE options shared by `seqbench run` and `seqbench profile` (`--set`, `--knob`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from seqbench.errors import UserError
+
+
+def parse_value(text: str) -> Any:
+    """JSON when it parses (16, 0.5, true, [1,2]), the plain string otherwise (mamba,attention)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_pair(pair: str, flag: str) -> tuple[str, Any]:
+    """ "KEY=VALUE" -> (key, typed value); one-line error naming the flag otherwise."""
+    key, eq, value = pair.partition("=")
+    if not eq or not key.strip():
+        raise UserError(f"{flag} expects KEY=VALUE, got {pair!r}")
+    return key.strip(), parse_value(value.strip())
+
+
+def parse_pairs(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, Any]:
+    """Repeatable KEY=VALUE options as one dict; a key given twice is an error, not a silent
+    overwrite (grids belong in a suite file, or in `seqbench profile`, which sweeps them)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, value = parse_pair(pair, flag)
+        if key in out and out[key] != value:
+            raise UserError(f"{flag} {key} given twice ({out[key]!r}, {value!r}); use one value")
+        out[key] = value
+    return out
+
+
+def parse_sweeps(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, list[Any]]:
+    """Repeatable KEY=VALUE options where a key given several times is swept over its values."""
+    sweeps: dict[str, list[Any]] = {}
+    for pair in pairs:
+        key, value = parse_pair(pair, flag)
+        values = sweeps.setdefault(key, [])
+        if value not in values:
+            values.append(value)
+    return sweeps

@@ -1,0 +1,153 @@
+"""`seqbench run --suite NAME | --config FILE.toml | --arch A [--arch B ...] --task T [...]`.
+
+Ad-hoc runs take the grid from flags: every repeatable flag (--arch, --task, --seq-len,
+--d-model, --lr, --seed) is an axis. Task knobs come as `--KNOB VALUE` (typed by the knob's
+field, exactly as `seqbench sample` reads them) or `--knob KEY=VALUE`; architecture fields
+as `--set KEY=VALUE`. `--set`/`--knob` values are read as JSON when they parse (8, 0.5,
+true, [4, 8] — a list sweeps), else as text (mamba,attention).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.cli.options import parse_pairs
+from seqbench.errors import UserError
+from seqbench.registry import did_you_mean
+
+# Flags of the ad-hoc grid -> RunSpec field (repeatable ones are axes).
+ADHOC_FIELDS = {
+    "arch": "arch",
+    "task": "task",
+    "seq_len": "seq_len",
+    "eval_len": "eval_lengths",
+    "d_model": "d_model",
+    "n_layers": "n_layers",
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "warmup": "warmup",
+    "weight_decay": "weight_decay",
+    "seed": "seed",
+}
+
+
+@click.command("run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--suite", help="Built-in suite (seqbench list suites).")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Suite TOML file.")
+@click.option("--arch", multiple=True, help="Architecture preset or pkg.mod:Class (repeatable).")
+@click.option("--task", multiple=True, help="Task name or pkg.mod:Class (repeatable).")
+@click.option("--seq-len", type=click.IntRange(min=1), multiple=True, help="Training length.")
+@click.option("--eval-len", type=click.IntRange(min=1), multiple=True, help="Extra test length.")
+@click.option("--d-model", type=click.IntRange(min=1), multiple=True, help="Model width.")
+@click.option("--n-layers", type=click.IntRange(min=1), help="Number of layers.")
+@click.option("--steps", type=click.IntRange(min=1), help="Training budget (optimiser steps).")
+@click.option("--batch-size", type=click.IntRange(min=1))
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), multiple=True)
+@click.option("--warmup", type=click.IntRange(min=0), help="Warm-up steps.")
+@click.option("--weight-decay", type=click.FloatRange(min=0))
+@click.option("--seed", type=click.IntRange(min=0), multiple=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Architecture field.")
+@click.option("--knob", "knobs", multiple=True, metavar="KEY=VALUE", help="Task knob.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Result folder.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Default: auto.")
+@click.option("--launcher", default="serial", show_default=True, help="serial or local.")
+@click.option("--workers", type=click.IntRange(min=1), help="Processes of --launcher local.")
+@click.option("--force", is_flag=True, help="Rerun runs already recorded ok.")
+@click.option("--dry-run", is_flag=True, help="List the runs without training.")
+@click.pass_context
+def command(ctx: click.Context, **opts: Any) -> None:
+    """Train and evaluate a suite or an ad-hoc grid; one JSON record per run in OUT/runs/."""
+    from harness.launchers import get_launcher
+    from harness.sweep import plan, run_sweep
+
+    name, specs = gather_specs(opts, ctx.args)
+    if opts["device"]:
+        specs = [dataclasses.replace(s, device=opts["device"]) for s in specs]
+    if opts["workers"] and opts["launcher"] == "serial":
+        raise UserError("--workers applies to --launcher local")
+    out = opts["out"] or Path("results") / name
+    if opts["dry_run"]:
+        for prepared in plan(specs):
+            click.echo(f"{prepared.run_id}  {prepared.spec.label()}")
+        return
+    launcher = get_launcher(opts["launcher"], opts["workers"])
+    result = run_sweep(specs, out, launcher=launcher, force=opts["force"])
+    print_summary(out, result.run_ids, result.skipped)
+    sys.exit(1 if result.statuses.get("failed") else 0)
+
+
+def gather_specs(opts: dict[str, Any], extra: list[str]) -> tuple[str, list]:
+    """(name for the default output folder, specs) from the suite, file or ad-hoc flags."""
+    from harness.suites import expand, load_builtin, load_file
+
+    adhoc = [f"--{k.replace('_', '-')}" for k in ADHOC_FIELDS if opts[k]]
+    adhoc += ["--set"] * bool(opts["sets"]) + ["--knob"] * bool(opts["knobs"])
+    sources = [s for s in ("suite", "config") if opts[s]]
+    if len(sources) > 1 or (sources and (adhoc or extra)):
+        given = [f"--{s}" for s in sources] + adhoc + extra[:1]
+        raise UserError(f"give one of --suite, --config or ad-hoc flags, not {' and '.join(given)}")
+    if opts["suite"]:
+        suite = load_builtin(opts["suite"])
+        return suite.name, suite.specs
+    if opts["config"]:
+        suite = load_file(opts["config"])
+        return suite.name, suite.specs
+    if not opts["arch"] or not opts["task"]:
+        raise UserError("give --suite NAME, --config FILE.toml, or --arch A --task T")
+    grid: dict[str, Any] = {
+        key: list(opts[flag]) if isinstance(opts[flag], tuple) else opts[flag]
+        for flag, key in ADHOC_FIELDS.items()
+        if opts[flag] not in (None, ())
+    }
+    grid["overrides"] = parse_pairs(opts["sets"], "--set")
+    grid["knobs"] = parse_pairs(opts["knobs"], "--knob")
+    grid["knobs"].update(parse_knob_flags(extra, grid["task"]))
+    return "adhoc", expand({"grid": [grid]}, "command line")
+
+
+def parse_knob_flags(args: list[str], tasks: list[str]) -> dict[str, Any]:
+    """`--num-pairs 8` / `--num_pairs=8` -> {"num_pairs": 8}, typed by the task's field
+    (`tasks.knobs`, as `seqbench sample` reads them); every task given must have the knob.
+    A word that is no knob of any task gets a hint over run options and knobs alike."""
+    from tasks import TASKS
+    from tasks.knobs import parse_knob_args
+
+    classes = {task: TASKS.get(task) for task in tasks}
+    known = sorted({f.name for cls in classes.values() for f in dataclasses.fields(cls)})
+    for word in args:
+        name = word[2:].partition("=")[0] if word.startswith("--") else ""
+        if name and name.replace("-", "_") not in known:
+            raise UserError(unknown_option_message(name, tasks, known))
+    knobs: dict[str, Any] = {}
+    for task, cls in classes.items():
+        knobs.update(parse_knob_args(task, cls, list(args)))
+    if "seq_len" in knobs:
+        raise UserError("give the training length with --seq-len (a grid axis), not as a knob")
+    return knobs
+
+
+def unknown_option_message(name: str, tasks: list[str], knobs: list[str]) -> str:
+    options = [p.opts[0] for p in command.params if isinstance(p, click.Option)]
+    candidates = options + [f"--{k.replace('_', '-')}" for k in knobs]
+    hint = did_you_mean(f"--{name}", candidates)
+    where = ", ".join(repr(t) for t in tasks)
+    return f"no such option --{name} (neither a run option nor a knob of {where}){hint}"
+
+
+def print_summary(out: Path, run_ids: list[str], skipped: int) -> None:
+    from harness.store import load_records
+    from harness.summary import summary_table
+
+    frame = load_records(out)
+    frame = frame[frame["run_id"].isin(run_ids)]
+    click.echo("")
+    if skipped:
+        click.echo(f"{skipped} run(s) already recorded ok were skipped (--force reruns them)")
+    click.echo(summary_table(frame))
+    click.echo(f"\nrecords: {out / 'runs'}  ({len(frame)} of {len(run_ids)} runs recorded)")

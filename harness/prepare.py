@@ -1,0 +1,178 @@
+"""Check a RunSpec against the architectures and tasks, and resolve what it leaves open.
+
+Why up front: a sweep must fail on its first line, not after an hour, when one of its specs
+cannot run (heads not dividing d_model, too many pairs for the length, an unknown name...).
+`prepare` builds the model config, instantiates the model on the meta device (constructors
+run their checks without allocating weights) and builds the task at every length, all without
+training. It also fills in the defaults (device, dtype, preset width and depth, every task
+knob), so the resolved spec — and therefore its run_id — says exactly what ran.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import torch
+
+from architectures import CHANNEL_MIXERS, MIXERS, PRESETS, LanguageModel, ModelConfig, Preset
+from architectures.presets import apply_overrides, validate_config
+from harness.records import canonical_json
+from harness.spec import RunSpec
+from seqbench.errors import UserError
+from seqbench.registry import import_dotted, is_dotted_path
+from tasks import Task, make_task
+
+IN_TREE_PACKAGE = "architectures"
+
+
+@dataclass
+class Prepared:
+    """A resolved spec with the objects built from it."""
+
+    spec: RunSpec
+    config: ModelConfig
+    task: Task  # at the training length
+    gate_targets: list[str]  # out-of-tree architecture names the conformance gate must pass
+
+    @property
+    def run_id(self) -> str:
+        return self.spec.run_id
+
+    def task_at(self, length: int) -> Task:
+        return self.task if length == self.task.seq_len else self.task.at_length(length)
+
+
+def prepare(spec: RunSpec) -> Prepared:
+    """Validate and resolve `spec`; any problem is one `UserError` line naming the spec."""
+    label = spec.label()
+    try:
+        return _prepare(spec)
+    except UserError as exc:
+        raise UserError(f"{label}: {exc}") from None
+    except Exception as exc:  # a plugin's constructor may raise anything
+        raise UserError(f"{label}: {type(exc).__name__}: {exc}") from None
+
+
+def _prepare(spec: RunSpec) -> Prepared:
+    device = resolve_device(spec.device)
+    dtype = resolve_dtype(spec.dtype, device)
+    task = make_task(spec.task, seq_len=spec.seq_len, **spec.knobs)
+    for length in spec.eval_lengths:
+        if length != spec.seq_len:
+            task.at_length(length)  # raises for knobs impossible at that length
+    # d_model/n_layers may come as overrides (`--set d_model=32`); they live in their fields.
+    overrides = {k: v for k, v in spec.overrides.items() if k not in ("d_model", "n_layers")}
+    sizes = {k: v for k, v in spec.overrides.items() if k in ("d_model", "n_layers")}
+    sizes |= {k: v for k, v in (("d_model", spec.d_model), ("n_layers", spec.n_layers)) if v}
+    config = model_config(spec.arch, task.vocab_size, {**overrides, **sizes})
+    check_model_builds(config)
+    knobs = {k: v for k, v in task.knobs().items() if k != "seq_len"}
+    resolved = dataclasses.replace(
+        spec,
+        d_model=config.d_model,
+        n_layers=config.n_layers,
+        overrides=overrides,
+        knobs=_plain(knobs),
+        eval_lengths=sorted(set(spec.eval_lengths) - {spec.seq_len}),
+        warmup=spec.steps // 10 if spec.warmup is None else spec.warmup,
+        device=device,
+        dtype=dtype,
+    )
+    return Prepared(resolved, config, task, gate_targets(spec.arch, config))
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device 'cuda' requested but torch sees no CUDA device")
+    return name
+
+
+def resolve_dtype(name: str, device: str) -> str:
+    """float32 on CPU; bf16 autocast on CUDA (where it is fast and safe for these models)."""
+    if name == "auto":
+        return "bfloat16" if device.startswith("cuda") else "float32"
+    return name
+
+
+# -- architectures ---------------------------------------------------------------------------------
+def arch_object(arch: str) -> Preset | type:
+    """The Preset an architecture name denotes, or the mixer class of a bare mixer."""
+    if is_dotted_path(arch):
+        obj = import_dotted(arch)
+        if isinstance(obj, (Preset, type)):
+            return obj
+        raise UserError(f"{arch!r} is neither a Preset nor a mixer class")
+    if arch in PRESETS or arch not in MIXERS:
+        return PRESETS.get(arch)  # raises "did you mean" over preset names
+    return MIXERS.get(arch)
+
+
+def model_config(arch: str, vocab_size: int, overrides: dict[str, Any]) -> ModelConfig:
+    """The config of a preset, or of a bare mixer (class or registered name) in the default
+    model (SwiGLU, preset-default width and depth), with flat overrides applied."""
+    obj = arch_object(arch)
+    if isinstance(obj, Preset):
+        config = copy.deepcopy(obj.config)
+    else:
+        config = ModelConfig(layer_pattern=(arch,))
+    config.vocab_size = vocab_size
+    apply_overrides(config, overrides)
+    validate_config(config)
+    return config
+
+
+@lru_cache(maxsize=256)
+def _check_cached(config_json: str) -> None:
+    config = ModelConfig(**json.loads(config_json))
+    try:
+        with torch.device("meta"):
+            LanguageModel(config)
+    except UserError:
+        raise
+    except Exception:
+        LanguageModel(config)  # some init code cannot run on meta; build for real to be sure
+
+
+def check_model_builds(config: ModelConfig) -> None:
+    """Run every constructor's own checks (head counts, ...) without allocating weights."""
+    _check_cached(canonical_json(config.to_dict()))
+
+
+def is_plugin(cls: Any) -> bool:
+    return not getattr(cls, "__module__", "").startswith(IN_TREE_PACKAGE + ".")
+
+
+def gate_targets(arch: str, config: ModelConfig) -> list[str]:
+    """Names to pass through the conformance gate: the architecture itself when it is an
+    out-of-tree preset or mixer, plus any out-of-tree mixer brought in by overrides."""
+    obj = arch_object(arch)
+    own: set[str] = set()
+    if isinstance(obj, Preset):
+        own = {*obj.config.layer_pattern, obj.config.ffn}
+    components = [(m, MIXERS) for m in config.layer_pattern]
+    if config.ffn != "none":
+        components.append((config.ffn, CHANNEL_MIXERS))
+    targets: list[str] = []
+    for name, registry in components:
+        if not is_plugin(registry.get(name)):
+            continue
+        target = arch if (name in own or not isinstance(obj, Preset)) else name
+        if target not in targets:
+            targets.append(target)
+    return targets
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy (tuples become lists) so the spec hashes like its record reads back."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

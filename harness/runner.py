@@ -1,0 +1,127 @@
+"""One run, start to record: build the model, train, test at every length, describe it.
+
+`execute` never raises for a problem of the run itself: whatever happens becomes a record
+with status ok | failed | oom | diverged, so a sweep always moves on. (A crash of the whole
+process — SIGKILL, os._exit — is the launcher's to record.)
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Any
+
+import torch
+
+from architectures import LanguageModel
+from harness.evaluate import evaluate
+from harness.prepare import Prepared, prepare
+from harness.profile.memory import is_oom_error  # shared with the profiler
+from harness.profile.outcome import one_line
+from harness.records import make_record
+from harness.spec import RunSpec
+from harness.train import TrainResult, train
+from seqbench.seeds import derive_seed
+
+
+def execute(spec_data: dict[str, Any]) -> dict[str, Any]:
+    """Run a (resolved) spec and return its complete record; never raises for run errors."""
+    start = time.perf_counter()
+    spec = RunSpec.from_dict(spec_data)
+    metrics: dict[str, Any] = {}
+    timings: dict[str, Any] = {}
+    status, reason = "ok", None
+    try:
+        prepared = prepare(spec)
+        spec = prepared.spec  # already resolved in a sweep; resolved here for direct calls
+        status, reason = run_prepared(prepared, metrics, timings)
+    except Exception as exc:
+        status = "oom" if is_oom_error(exc) else "failed"
+        reason = one_line(exc)
+        metrics["traceback"] = traceback.format_exc(limit=-8)
+    finally:
+        if spec.device.startswith("cuda") and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    timings["wall_s"] = time.perf_counter() - start
+    return make_record(
+        kind="run",
+        run_id=spec.run_id,
+        spec=spec.to_dict(),
+        status=status,
+        reason=reason,
+        metrics=metrics,
+        timings=timings,
+        device=spec.device,
+    )
+
+
+def run_prepared(
+    prepared: Prepared, metrics: dict[str, Any], timings: dict[str, Any]
+) -> tuple[str, str | None]:
+    """Train and test, filling `metrics` and `timings` as it goes (partial on failure)."""
+    spec = prepared.spec
+    torch.manual_seed(derive_seed(spec.seed, "init"))
+    model = LanguageModel(prepared.config).to(spec.device)
+    counts = model.parameter_counts()
+    metrics.update(
+        params_total=counts["total"],
+        params_active=counts["active"],
+        model=prepared.config.to_dict(),
+    )
+    result = train(model, prepared.task, spec)
+    metrics.update(training_metrics(result))
+    timings.update(
+        train_s=result.train_s,
+        train_tokens=result.train_tokens,
+        tokens_per_s=result.train_tokens / result.train_s if result.train_s > 0 else None,
+    )
+    if result.diverged:
+        timings["eval_s"] = result.val_s
+        return "diverged", result.diverged
+    start = time.perf_counter()
+    metrics["test"], metrics["moe"] = test_all_lengths(model, prepared)
+    metrics["kernel_paths"] = kernel_paths(model)
+    timings["eval_s"] = result.val_s + time.perf_counter() - start
+    return "ok", None
+
+
+def training_metrics(result: TrainResult) -> dict[str, Any]:
+    return {
+        "steps_run": result.steps_run,
+        "stopped_early": result.stopped_early,
+        "train_loss": result.train_loss,
+        "val": result.val,
+        "val_curve": result.val_curve,
+    }
+
+
+def test_all_lengths(
+    model: LanguageModel, prepared: Prepared
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Test-split scores keyed by length (as a string, JSON keys); MoE stats at train length.
+
+    Chunks hold about as many tokens as a training batch, so long lengths fit in memory.
+    """
+    spec = prepared.spec
+    scores: dict[str, Any] = {}
+    moe = None
+    for length in spec.test_lengths():
+        task = prepared.task_at(length)
+        batch = task.split_batch(spec.test_examples, spec.seed, "test")
+        chunk = max(1, spec.batch_size * spec.seq_len // length)
+        scores[str(length)] = evaluate(
+            model, batch, batch_size=chunk, device=spec.device, dtype=spec.dtype
+        )
+        if length == spec.seq_len:
+            moe = model.aux_stats() or None  # of the last test chunk at the training length
+    return scores, moe
+
+
+def kernel_paths(model: LanguageModel) -> dict[str, str]:
+    """Which implementation each layer's mixer ran, for mixers that say (`kernel_path`)."""
+    paths = {}
+    for i, block in enumerate(model.blocks):
+        path = getattr(block.mixer, "kernel_path", None)
+        if path is not None:
+            paths[f"layer{i}"] = str(path)
+    return paths

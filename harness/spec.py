@@ -1,0 +1,208 @@
+"""RunSpec: everything that decides one training run, as plain data.
+
+A spec is what a suite file's grid expands to and what a record stores. Two specs with the
+same canonical JSON are the same experiment, so the run_id (the file name of the record) is a
+hash of it. Parsing is strict: an unknown field or a value of the wrong type is a one-line
+`UserError` naming the field, never silently ignored, because a typo in a sweep file would
+otherwise cost an hour of the wrong runs.
+
+`RunSpec` itself knows nothing about architectures or tasks; `harness.prepare` checks a spec
+against them (building the model config and the task) and resolves the defaults it leaves
+open (device, dtype, preset width and depth, task knobs) before anything trains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.records import spec_hash
+from seqbench.errors import UserError
+from seqbench.registry import did_you_mean
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "linear", "constant")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16")
+
+
+@dataclass
+class RunSpec:
+    """One run: architecture × task × sizes × optimisation × seed.
+
+    `d_model`/`n_layers` None means the preset's own, `warmup` None 10% of `steps`;
+    `device`/`dtype` "auto" means CUDA with bf16 autocast when present, else CPU float32.
+    `prepare` fills these in before hashing.
+    """
+
+    arch: str  # preset name, registered mixer, or "pkg.mod:Class" / "pkg.mod:PRESET"
+    task: str  # registered task or "pkg.mod:Class"
+    seq_len: int = 64  # training length
+    eval_lengths: list[int] = field(default_factory=list)  # test lengths besides seq_len
+    d_model: int | None = None
+    n_layers: int | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)  # architecture fields, flat keys
+    knobs: dict[str, Any] = field(default_factory=dict)  # task knobs (not seq_len)
+    steps: int = 1000  # training budget in optimiser steps
+    batch_size: int = 32
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    warmup: int | None = None  # linear warm-up steps; None: 10% of steps
+    schedule: str = "cosine"  # decay after warm-up, to 0 at `steps`
+    weight_decay: float = 0.1  # on matrices only; see harness.train.no_decay
+    grad_clip: float = 1.0  # max global gradient norm (0 disables)
+    early_stop: bool = True  # stop once validation accuracy reaches 100%
+    eval_every: int = 100  # steps between validation checks
+    val_examples: int = 256
+    test_examples: int = 512
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+
+    # -- parsing --------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "spec") -> RunSpec:
+        """Strictly typed construction; `where` prefixes error messages (e.g. "quick.toml")."""
+        if not isinstance(data, dict):
+            raise UserError(f"{where}: a run spec must be a table, got {type(data).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in names:
+                hint = did_you_mean(key, names)
+                raise UserError(
+                    f"{where}: unknown field {key!r}{hint} (fields: {', '.join(names)})"
+                )
+        for key in ("arch", "task"):
+            if key not in data:
+                raise UserError(f"{where}: missing required field {key!r}")
+        values = {key: _coerce(key, value, where) for key, value in data.items()}
+        spec = cls(**values)
+        spec.check()
+        return spec
+
+    def check(self) -> None:
+        """Value checks that need no architecture or task code (sizes, choices, ranges)."""
+        where = f"{self.arch} on {self.task}"
+        positive = {"seq_len": self.seq_len, "steps": self.steps, "batch_size": self.batch_size}
+        positive |= {"eval_every": self.eval_every, "val_examples": self.val_examples}
+        positive |= {"test_examples": self.test_examples}
+        positive |= {"d_model": self.d_model, "n_layers": self.n_layers}
+        for name, value in positive.items():
+            if value is not None and value <= 0:
+                raise UserError(f"{where}: {name} must be positive, got {value}")
+        for length in self.eval_lengths:
+            if length <= 0:
+                raise UserError(f"{where}: eval_lengths must be positive, got {length}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise UserError(f"{where}: lr must be a positive number, got {self.lr}")
+        for name in ("weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise UserError(f"{where}: {name} must be >= 0, got {value}")
+        if self.warmup is not None and not 0 <= self.warmup <= self.steps:
+            raise UserError(f"{where}: warmup must be in 0..steps={self.steps}, got {self.warmup}")
+        if self.seed < 0:
+            raise UserError(f"{where}: seed must be >= 0, got {self.seed}")
+        for name, choices in (
+            ("optimizer", OPTIMIZERS),
+            ("schedule", SCHEDULES),
+            ("device", DEVICES),
+            ("dtype", DTYPES),
+        ):
+            value = getattr(self, name)
+            if value not in choices:
+                hint = did_you_mean(value, list(choices))
+                raise UserError(f"{where}: {name} must be one of {', '.join(choices)}{hint}")
+        if "seq_len" in self.knobs:
+            raise UserError(f"{where}: give the training length as seq_len, not as a knob")
+        for key in ("d_model", "n_layers"):
+            value = self.overrides.get(key)
+            if value is not None and getattr(self, key) not in (None, value):
+                raise UserError(
+                    f"{where}: {key} is {getattr(self, key)} but overrides set it to {value}"
+                )
+
+    # -- identity -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["eval_lengths"] = list(self.eval_lengths)
+        return data
+
+    @property
+    def run_id(self) -> str:
+        """Hash of the canonical JSON (meaningful once `prepare` has resolved the defaults)."""
+        return spec_hash("run", self.to_dict())
+
+    def label(self) -> str:
+        """Short human name for progress lines."""
+        parts = [short_name(self.arch), short_name(self.task), f"L{self.seq_len}"]
+        if self.d_model is not None:
+            parts.append(f"d{self.d_model}")
+        parts += [f"lr{self.lr:g}", f"s{self.seed}"]
+        return " ".join(parts)
+
+    def test_lengths(self) -> list[int]:
+        """The training length and every evaluation length, sorted, each once."""
+        return sorted({self.seq_len, *self.eval_lengths})
+
+
+def short_name(name: str) -> str:
+    """ "pkg.mod:Class" -> "Class"; registered names unchanged."""
+    return name.rpartition(":")[2]
+
+
+# -- typed coercion --------------------------------------------------------------------------------
+_INT_FIELDS = {
+    "seq_len",
+    "d_model",
+    "n_layers",
+    "steps",
+    "batch_size",
+    "warmup",
+    "eval_every",
+    "val_examples",
+    "test_examples",
+    "seed",
+}
+_FLOAT_FIELDS = {"lr", "weight_decay", "grad_clip"}
+_STR_FIELDS = {"arch", "task", "optimizer", "schedule", "device", "dtype"}
+_NULLABLE = {"d_model", "n_layers", "warmup"}
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    """The value for field `key`, or a one-line error naming the expected type."""
+
+    def bad(expected: str) -> UserError:
+        return UserError(f"{where}: {key} must be {expected}, got {value!r}")
+
+    if value is None and key in _NULLABLE:
+        return None
+    if key in _INT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if key in _FLOAT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        return float(value)
+    if key in _STR_FIELDS:
+        if not isinstance(value, str) or not value:
+            raise bad("a non-empty string")
+        return value
+    if key == "early_stop":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if key == "eval_lengths":
+        if not isinstance(value, (list, tuple)) or any(
+            isinstance(v, bool) or not isinstance(v, int) for v in value
+        ):
+            raise bad("a list of integers")
+        return sorted(set(value))
+    if key in ("overrides", "knobs"):
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise bad("a table of NAME = VALUE")
+        return dict(value)
+    raise AssertionError(f"no coercion for field {key}")

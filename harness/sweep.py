@@ -1,0 +1,145 @@
+"""A sweep: prepare every spec up front, skip what is recorded, gate plugins, launch, record.
+
+Order of events, and why:
+1. every spec is prepared (validated and resolved) before anything trains, so one bad spec
+   fails the sweep in its first second with one line;
+2. specs resolving to the same run_id run once; those already recorded `ok` are skipped
+   (`force` reruns them);
+3. each out-of-tree architecture passes the conformance gate once; runs using one that fails
+   are recorded as failed without training;
+4. the launcher runs the rest; each record is written atomically as it arrives.
+An exclusive lock on DIR/.lock keeps two sweeps from writing the same folder, which also makes
+any leftover temporary file in DIR/runs a stale one from a killed sweep, safe to delete.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.launchers import Job, Launcher, SerialLauncher, failed_record
+from harness.prepare import Prepared, prepare
+from harness.progress import Progress
+from harness.records import is_done, runs_dir, write_record
+from harness.spec import RunSpec
+from seqbench.errors import UserError
+from seqbench.registry import import_dotted, is_dotted_path
+
+
+@dataclass
+class SweepResult:
+    run_ids: list[str] = field(default_factory=list)  # every run of the sweep, in order
+    ran: int = 0
+    skipped: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+def plan(specs: Sequence[RunSpec]) -> list[Prepared]:
+    """Prepare every spec (raising one UserError line for the first bad one), deduplicated."""
+    seen: dict[str, Prepared] = {}
+    for spec in specs:
+        prepared = prepare(spec)
+        seen.setdefault(prepared.run_id, prepared)
+    return list(seen.values())
+
+
+def run_sweep(
+    specs: Sequence[RunSpec],
+    out_dir: str | os.PathLike,
+    *,
+    launcher: Launcher | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> SweepResult:
+    launcher = launcher or SerialLauncher()
+    prepared = plan(specs)
+    result = SweepResult(run_ids=[p.run_id for p in prepared])
+    with locked(out_dir):
+        todo = [p for p in prepared if force or not is_done(out_dir, p.run_id)]
+        result.skipped = len(prepared) - len(todo)
+        progress = progress or Progress(len(todo), result.skipped)
+        jobs = [Job(p.run_id, p.spec.to_dict(), p.spec.label()) for p in todo]
+        refused = gate_failures(todo)
+        runnable = [j for j, p in zip(jobs, todo, strict=True) if p.run_id not in refused]
+        try:
+            for job in jobs:
+                if job.run_id in refused:
+                    progress.started(job)
+                    _finish(out_dir, job, failed_record(job, refused[job.run_id]), progress, result)
+            for job, record in launcher.run(runnable, progress.started):
+                _finish(out_dir, job, record, progress, result)
+        finally:
+            progress.close()
+    return result
+
+
+def _finish(
+    out_dir: str | os.PathLike,
+    job: Job,
+    record: dict[str, Any],
+    progress: Progress,
+    result: SweepResult,
+) -> None:
+    write_record(out_dir, record)
+    result.ran += 1
+    result.statuses[record["status"]] = result.statuses.get(record["status"], 0) + 1
+    progress.finished(job, record)
+
+
+# -- the conformance gate for out-of-tree architectures --------------------------------------------
+_GATE_CACHE: dict[str, str | None] = {}
+
+
+def gate_failures(prepared: Sequence[Prepared]) -> dict[str, str]:
+    """run_id -> reason, for runs whose out-of-tree architecture fails the conformance gate."""
+    refused = {}
+    for p in prepared:
+        for target in p.gate_targets:
+            reason = gate(target)
+            if reason is not None:
+                refused[p.run_id] = reason
+                break
+    return refused
+
+
+def gate(target: str) -> str | None:
+    """None when `target` passes the conformance gate, else a one-line reason (cached)."""
+    if target not in _GATE_CACHE:
+        from architectures import Preset
+        from architectures.conformance import check_architecture, check_preset
+
+        try:
+            obj = import_dotted(target) if is_dotted_path(target) else None
+            report = check_preset(obj) if isinstance(obj, Preset) else check_architecture(target)
+        except Exception as exc:
+            _GATE_CACHE[target] = f"conformance gate could not check {target}: {exc}"
+        else:
+            failures = "; ".join(f"{c.name}: {c.detail}" for c in report.failures())
+            _GATE_CACHE[target] = (
+                None if report.passed else f"conformance gate refused {target}: {failures}"
+            )
+    return _GATE_CACHE[target]
+
+
+# -- the output folder -----------------------------------------------------------------------------
+@contextmanager
+def locked(out_dir: str | os.PathLike) -> Iterator[None]:
+    """Hold DIR/.lock for the sweep; clear temporary files left by a killed writer."""
+    folder = runs_dir(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(Path(out_dir) / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"another seqbench run is writing to {str(out_dir)!r}") from None
+        for stale in folder.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

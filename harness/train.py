@@ -1,0 +1,137 @@
+"""The training loop: AdamW, warm-up + decay, gradient clipping, early stop on validation.
+
+Every step draws a fresh batch from the task's train stream (seeded by run seed and step, so
+two runs of one spec see the same data). The loss is cross-entropy at the scored positions
+only (the head never runs elsewhere) plus the model's auxiliary loss (MoE balance, already
+weighted). Validation runs every `eval_every` steps on a fixed validation draw; the run stops
+early once it reaches 100% token accuracy. A non-finite loss stops the run as diverged
+(before the optimiser can write NaNs into the weights).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.evaluate import autocast, evaluate
+from harness.spec import RunSpec
+from tasks import Task
+
+# Parameters that keep their value without weight decay, by rule (docs/harness.md):
+#  - anything with fewer than 2 dimensions: norm gains, biases, per-channel skips (D), Δ biases;
+#  - SSM / LRU dynamics by name, whatever their shape: decaying them towards zero would change
+#    the recurrence itself (A = -exp(A_log) -> -1, |λ| -> exp(-1)), not just shrink a weight;
+#  - any parameter a mixer marks with `_no_weight_decay = True` (mamba_ssm's convention).
+NO_DECAY_NAMES = frozenset({"A_log", "D", "dt_bias", "nu_log", "theta_log", "gamma_log"})
+
+
+def no_decay(name: str, param: nn.Parameter) -> bool:
+    leaf = name.rsplit(".", 1)[-1]
+    return param.ndim < 2 or leaf in NO_DECAY_NAMES or getattr(param, "_no_weight_decay", False)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, keep = [], []
+    seen: set[int] = set()
+    for name, param in model.named_parameters():
+        if not param.requires_grad or id(param) in seen:
+            continue
+        seen.add(id(param))
+        (keep if no_decay(name, param) else decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": keep, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(model: nn.Module, spec: RunSpec) -> torch.optim.Optimizer:
+    groups = param_groups(model, spec.weight_decay)
+    if spec.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=spec.lr, momentum=0.9)
+    return torch.optim.AdamW(groups, lr=spec.lr, betas=(0.9, 0.98), eps=1e-8)
+
+
+def lr_factor(step: int, spec: RunSpec) -> float:
+    """Multiplier of the peak lr at `step` (0-based): linear warm-up, then decay to 0."""
+    warmup = spec.warmup or 0
+    if step < warmup:
+        return (step + 1) / warmup
+    if spec.schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, spec.steps - warmup)
+    if spec.schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+@dataclass
+class TrainResult:
+    steps_run: int = 0
+    stopped_early: bool = False
+    diverged: str | None = None  # reason, when the loss went non-finite
+    train_loss: float | None = None  # mean task loss over the last validation interval
+    val: dict[str, float | None] = field(default_factory=dict)
+    val_curve: list[dict[str, Any]] = field(default_factory=list)
+    train_s: float = 0.0  # optimisation only (validation excluded)
+    val_s: float = 0.0
+    train_tokens: int = 0
+
+
+def train(model: nn.Module, task: Task, spec: RunSpec) -> TrainResult:
+    """Train `model` in place on `task` following `spec`; never raises for divergence."""
+    optimizer = build_optimizer(model, spec)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, spec))
+    val_batch = task.split_batch(spec.val_examples, spec.seed, "val")
+    result = TrainResult()
+    recent: deque[float] = deque(maxlen=spec.eval_every)
+    model.train()
+    start = time.perf_counter()
+    for step in range(spec.steps):
+        batch = task.split_batch(spec.batch_size, spec.seed, "train", step).to(spec.device)
+        scored = batch.scored  # (B, L)
+        with autocast(spec.device, spec.dtype):
+            logits = model(batch.inputs, positions=scored)  # (N, V)
+            task_loss = F.cross_entropy(logits.float(), batch.targets[scored])
+            loss = task_loss + model.aux_loss()
+        if not torch.isfinite(loss):
+            result.diverged = f"non-finite loss ({float(loss.detach())}) at step {step}"
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if spec.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+        optimizer.step()
+        schedule.step()
+        recent.append(float(task_loss.detach()))
+        result.steps_run = step + 1
+        result.train_tokens += batch.inputs.numel()
+        at_check = result.steps_run % spec.eval_every == 0 or result.steps_run == spec.steps
+        if at_check and _validate(model, val_batch, spec, result) and spec.early_stop:
+            result.stopped_early = result.steps_run < spec.steps
+            break
+    if result.steps_run and (
+        not result.val_curve or result.val_curve[-1]["step"] != result.steps_run
+    ):
+        _validate(model, val_batch, spec, result)  # diverged between checks: last good weights
+    result.train_s = time.perf_counter() - start - result.val_s
+    result.train_loss = sum(recent) / len(recent) if recent else None
+    return result
+
+
+def _validate(model: nn.Module, val_batch: Any, spec: RunSpec, result: TrainResult) -> bool:
+    """Score the validation draw, log it on the curve; True at 100% token accuracy."""
+    start = time.perf_counter()
+    scores = evaluate(
+        model, val_batch, batch_size=spec.batch_size, device=spec.device, dtype=spec.dtype
+    )
+    result.val_s += time.perf_counter() - start
+    result.val = scores
+    result.val_curve.append({"step": result.steps_run, **scores})
+    return scores["accuracy"] is not None and scores["accuracy"] >= 1.0

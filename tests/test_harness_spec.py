@@ -1,0 +1,145 @@
+"""RunSpec parsing, resolution (`prepare`), the no-decay rule and the lr schedule."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from architectures import LanguageModel, build_config
+from harness.prepare import prepare
+from harness.spec import RunSpec
+from harness.train import lr_factor, no_decay, param_groups
+from seqbench.errors import UserError
+from tests.harness_support import ECHO, FIRST
+
+
+def spec(**fields) -> RunSpec:
+    return RunSpec.from_dict({"arch": "mha", "task": ECHO, "device": "cpu", **fields})
+
+
+def test_unknown_field_is_an_error_with_a_hint() -> None:
+    with pytest.raises(UserError, match=r"unknown field 'sed'; did you mean 'seed'"):
+        spec(sed=1)
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"steps": "10"}, "steps must be an integer"),
+        ({"steps": True}, "steps must be an integer"),
+        ({"lr": "fast"}, "lr must be a number"),
+        ({"eval_lengths": [8, "16"]}, "eval_lengths must be a list of integers"),
+        ({"knobs": [1, 2]}, "knobs must be a table"),
+        ({"seq_len": -4}, "seq_len must be positive"),
+        ({"d_model": 0}, "d_model must be positive"),
+        ({"lr": 0}, "lr must be a positive number"),
+        ({"warmup": 500, "steps": 100}, "warmup must be in 0..steps=100"),
+        ({"schedule": "cosin"}, "did you mean 'cosine'"),
+        ({"knobs": {"seq_len": 8}}, "give the training length as seq_len"),
+        ({"d_model": 16, "overrides": {"d_model": 8}}, "d_model is 16 but overrides set it to 8"),
+    ],
+)
+def test_bad_values_fail_in_one_line(fields: dict, fragment: str) -> None:
+    with pytest.raises(UserError, match=fragment) as info:
+        spec(**fields)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_required_field() -> None:
+    with pytest.raises(UserError, match="missing required field 'task'"):
+        RunSpec.from_dict({"arch": "mha"})
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"d_model": 36}, "n_heads=8 does not divide d_model=36"),
+        ({"overrides": {"attention.n_kv_heads": 3}}, "n_kv_heads=3 does not divide n_heads=8"),
+        ({"arch": "mhaa"}, "did you mean 'mha'"),
+        ({"task": "tests.harness_support:NoSuchTask"}, "has no attribute 'NoSuchTask'"),
+        ({"knobs": {"evry": 2}}, "no knob 'evry'; did you mean 'every'"),
+        ({"knobs": {"every": 9}}, "every must be in 1..seq_len=8"),
+        (
+            {"seq_len": 8, "knobs": {"every": 6}, "eval_lengths": [4]},
+            "every must be in 1..seq_len=4",
+        ),
+        ({"overrides": {"atention.n_heads": 4}}, "not in layer_pattern"),
+        ({"overrides": {"ffn.n_experts": 4}}, "no hyper-parameter 'n_experts'"),
+    ],
+)
+def test_invalid_specs_fail_before_any_work(fields: dict, fragment: str) -> None:
+    base = {"seq_len": 8, "d_model": 32, **fields}
+    with pytest.raises(UserError, match=fragment) as info:
+        prepare(spec(**base))
+    assert "\n" not in str(info.value)
+
+
+def test_prepare_resolves_defaults_and_is_idempotent() -> None:
+    prepared = prepare(spec(seq_len=8, eval_lengths=[16, 8, 16]))
+    resolved = prepared.spec
+    assert resolved.device == "cpu" and resolved.dtype == "float32"
+    assert resolved.d_model == build_config("mha", vocab_size=8).d_model
+    assert resolved.n_layers == build_config("mha", vocab_size=8).n_layers
+    assert resolved.knobs == {"vocab_size": 8, "every": 1}
+    assert resolved.eval_lengths == [16]  # training length dropped, duplicates removed
+    again = prepare(RunSpec.from_dict(resolved.to_dict()))
+    assert again.run_id == prepared.run_id
+
+
+def test_sizes_given_as_overrides_land_in_their_fields() -> None:
+    as_override = prepare(spec(seq_len=8, overrides={"n_layers": 3, "d_model": 32}))
+    as_field = prepare(spec(seq_len=8, n_layers=3, d_model=32))
+    assert as_override.spec.overrides == {} and as_override.spec.n_layers == 3
+    assert as_override.run_id == as_field.run_id
+    assert as_override.config.d_model == 32
+
+
+def test_run_id_is_stable_and_sensitive() -> None:
+    a = prepare(spec(seq_len=8, lr=1e-3)).run_id
+    assert a == prepare(spec(seq_len=8, lr=0.001)).run_id
+    assert a == prepare(spec(seq_len=8, knobs={"every": 1})).run_id  # default made explicit
+    assert a != prepare(spec(seq_len=8, lr=2e-3)).run_id
+    assert a != prepare(spec(seq_len=8, seed=1)).run_id
+    assert len(a) == 16 and all(c in "0123456789abcdef" for c in a)
+
+
+def test_mixer_class_as_architecture_builds_a_single_mixer_model() -> None:
+    prepared = prepare(spec(arch="tests.bad_mixers:_LinearMixer", task=FIRST, d_model=16))
+    assert prepared.config.layer_pattern == ("tests.bad_mixers:_LinearMixer",)
+    assert prepared.gate_targets == ["tests.bad_mixers:_LinearMixer"]
+    assert prepare(spec()).gate_targets == []  # in-tree presets are covered by tests
+
+
+def test_no_weight_decay_rule() -> None:
+    config = build_config("mha-moe", vocab_size=16, overrides={"d_model": 32})
+    model = LanguageModel(config)
+    decay, keep = param_groups(model, 0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    kept = {names[id(p)] for p in keep["params"]}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert keep["weight_decay"] == 0.0 and decay["weight_decay"] == 0.1
+    assert all(("norm" in n) for n in kept), kept  # norms are the only 1-D params of mha-moe
+    assert "embedding.weight" in decayed and "head.weight" in decayed
+    assert len(kept) + len(decayed) == len(list(model.parameters()))
+    a_log = torch.nn.Parameter(torch.zeros(4, 16))
+    assert no_decay("blocks.0.mixer.A_log", a_log)  # SSM dynamics by name, whatever the shape
+    assert not no_decay("blocks.0.mixer.in_proj.weight", a_log)
+    marked = torch.nn.Parameter(torch.zeros(4, 4))
+    marked._no_weight_decay = True
+    assert no_decay("blocks.0.mixer.anything", marked)
+
+
+def test_lr_schedule_warmup_then_cosine_to_zero() -> None:
+    s = spec(steps=110, warmup=10)
+    factors = [lr_factor(i, s) for i in range(110)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert factors[10] == pytest.approx(1.0)
+    assert factors[60] == pytest.approx(0.5)
+    assert all(a >= b for a, b in itertools.pairwise(factors[10:]))
+    assert lr_factor(110, s) == pytest.approx(0.0)
+    constant = spec(steps=110, warmup=10, schedule="constant")
+    assert lr_factor(100, constant) == 1.0
+    linear = spec(steps=110, warmup=10, schedule="linear")
+    assert lr_factor(60, linear) == pytest.approx(0.5)

@@ -1,0 +1,119 @@
+"""Scoring against a plain per-sequence loop, early stopping, divergence, determinism."""
+
+from __future__ import annotations
+
+import torch
+
+from architectures import LanguageModel, build_config
+from harness.evaluate import evaluate, tally_logits
+from harness.runner import execute
+from harness.spec import RunSpec
+from tasks import IGNORE_INDEX, Batch
+from tests.harness_support import ECHO, tiny_spec
+
+
+def tiny(**fields) -> dict:
+    sizes = {"steps": 30, "warmup": 5, "batch_size": 16, "eval_every": 10}
+    return tiny_spec(**{**sizes, "val_examples": 32, "test_examples": 32, **fields})
+
+
+def reference_scores(logits_full: torch.Tensor, targets: torch.Tensor) -> dict:
+    """Plain loops over sequences and positions, on full (B, L, V) logits."""
+    correct = tokens = exact = sequences = 0
+    loss = 0.0
+    for b in range(targets.shape[0]):
+        row_ok, row_scored = True, False
+        for t in range(targets.shape[1]):
+            if targets[b, t] == IGNORE_INDEX:
+                continue
+            row_scored = True
+            tokens += 1
+            hit = int(logits_full[b, t].argmax()) == int(targets[b, t])
+            correct += hit
+            row_ok &= hit
+            loss -= float(torch.log_softmax(logits_full[b, t], -1)[targets[b, t]])
+        if row_scored:
+            sequences += 1
+            exact += row_ok
+    return {"accuracy": correct / tokens, "exact_match": exact / sequences, "loss": loss / tokens}
+
+
+def test_scores_match_a_plain_loop_and_head_runs_only_where_scored() -> None:
+    torch.manual_seed(0)
+    config = build_config("mha", vocab_size=6, overrides={"d_model": 16, "n_layers": 1})
+    model = LanguageModel(config).eval()
+    inputs = torch.randint(0, 6, (7, 10))
+    targets = torch.where(torch.rand(7, 10) < 0.4, torch.randint(0, 6, (7, 10)), IGNORE_INDEX)
+    targets[3] = IGNORE_INDEX  # a sequence with nothing scored leaves exact match alone
+    targets[5, 2] = int(model(inputs)[5, 2].argmax())  # at least one certain hit
+    batch = Batch(inputs, targets)
+    with torch.no_grad():
+        full = model(inputs)  # (B, L, V)
+        masked = model(inputs, positions=batch.scored)  # (N, V)
+    torch.testing.assert_close(masked, full[batch.scored])
+    expected = reference_scores(full, targets)
+    got = tally_logits(masked, targets, batch.scored).scores()
+    for key, value in expected.items():
+        assert abs(got[key] - value) < 1e-5, (key, got[key], value)
+    chunked = evaluate(model, batch, batch_size=3, device="cpu", dtype="float32")
+    for key, value in expected.items():
+        assert abs(chunked[key] - value) < 1e-5, (key, chunked[key], value)
+
+
+def test_early_stop_once_validation_is_perfect() -> None:
+    record = execute(tiny(task=ECHO, steps=400, lr=1e-2, eval_every=10))
+    metrics = record["metrics"]
+    assert record["status"] == "ok"
+    assert metrics["stopped_early"] and metrics["steps_run"] < 400
+    assert metrics["steps_run"] % 10 == 0
+    assert metrics["val"]["accuracy"] == 1.0
+    assert metrics["val_curve"][-1]["step"] == metrics["steps_run"]
+    assert all(c["accuracy"] < 1.0 for c in metrics["val_curve"][:-1])
+
+
+def test_full_budget_without_early_stop() -> None:
+    record = execute(tiny(task=ECHO, steps=40, lr=1e-2, early_stop=False))
+    assert record["metrics"]["steps_run"] == 40 and not record["metrics"]["stopped_early"]
+    assert [c["step"] for c in record["metrics"]["val_curve"]] == [10, 20, 30, 40]
+
+
+def test_huge_learning_rate_is_recorded_as_diverged() -> None:
+    record = execute(tiny(lr=1e30, grad_clip=0.0, steps=50, warmup=0))
+    assert record["status"] == "diverged", record["reason"]
+    assert "non-finite loss" in record["reason"]
+    assert record["metrics"]["steps_run"] < 50
+
+
+def test_record_holds_every_metric_and_length() -> None:
+    record = execute(tiny(arch="mha-moe", eval_lengths=[16, 4]))
+    metrics, timings = record["metrics"], record["timings"]
+    assert record["status"] == "ok", record["reason"]
+    assert set(metrics["test"]) == {"4", "8", "16"}
+    for scores in [metrics["val"], *metrics["test"].values()]:
+        assert set(scores) == {"accuracy", "exact_match", "loss"}
+        assert 0.0 <= scores["accuracy"] <= 1.0
+    assert metrics["params_active"] < metrics["params_total"]
+    layer = metrics["moe"]["layer0"]
+    assert len(layer["load"]) == layer["n_experts"] == 8
+    assert abs(sum(layer["load"]) - 1.0) < 1e-5
+    assert timings["tokens_per_s"] > 0 and timings["wall_s"] >= timings["train_s"] > 0
+    assert timings["train_tokens"] == metrics["steps_run"] * 16 * 8
+    assert record["environment"]["torch"] == torch.__version__
+    assert record["run_id"] == RunSpec.from_dict(record["spec"]).run_id
+
+
+def test_same_spec_twice_gives_identical_metrics() -> None:
+    first = execute(tiny(arch="mha-moe", eval_lengths=[16]))
+    second = execute(tiny(arch="mha-moe", eval_lengths=[16]))
+    assert first["status"] == "ok"
+    assert first["run_id"] == second["run_id"]
+    assert first["metrics"] == second["metrics"]
+    different_seed = execute(tiny(arch="mha-moe", eval_lengths=[16], seed=1))
+    assert different_seed["metrics"]["train_loss"] != first["metrics"]["train_loss"]
+
+
+def test_a_raising_run_is_recorded_failed_with_its_message() -> None:
+    record = execute(tiny(task="tests.harness_support:CrashTask", knobs={"crash": "raise"}))
+    assert record["status"] == "failed"
+    assert record["reason"] == "RuntimeError: boom from the task"
+    assert "Traceback" in record["metrics"]["traceback"]
