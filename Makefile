@@ -1,5 +1,5 @@
 # The two commands of the README. Each sets itself up on a fresh machine.
-#   make bench   install, then run the main job
+#   make bench   install, then run the main job (quick suite + profile -> results/quick/report.html)
 #   make test    install (with dev tools), then lint and run the tests
 # torch is pinned to the CPU build that installs without pulling CUDA; on a GPU machine use
 #   make bench TORCH_SPEC=torch   (or any CUDA build you prefer) and `pip install -e .[mamba]`.
@@ -27,10 +27,21 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The main job: the quick suite (training), a short profile of the same families plus GQA/MQA
+# (speed, memory, scaling, decode state), then the report built from both sets of records.
+BENCH_OUT ?= results/quick
+PROFILE_LENS := --seq-len 256 --seq-len 512 --seq-len 1024 --seq-len 2048
+PROFILE := $(BIN)/seqbench profile --out $(BENCH_OUT) --repeats 2 --decode-steps 8
+
 bench: $(VENV)/.installed
-	@for arch in $$($(BIN)/python -c "import architectures as a; print(' '.join(a.PRESETS.names()))"); do \
-		$(BIN)/seqbench check-arch $$arch || exit 1; \
-	done
+	$(BIN)/seqbench run --suite quick --out $(BENCH_OUT)
+	$(PROFILE) --arch mha --arch gqa --arch mqa --arch mamba --arch lru --arch mha-moe \
+		$(PROFILE_LENS) --context 1024 --context 4096 --counted-len 4096 --counted-len 16384
+	$(PROFILE) --arch mha --impl reference $(PROFILE_LENS) --mode train --mode counted \
+		--counted-len 4096 --counted-len 16384
+	$(PROFILE) --arch mha-moe --set ffn.n_experts=4 --set ffn.n_experts=16 \
+		--seq-len 512 --mode train --mode counted --counted-len 4096
+	$(BIN)/seqbench report $(BENCH_OUT)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -67,7 +67,7 @@ def write_report(data: ReportData) -> ReportFiles:
 
 def build_document(data: ReportData, fig_dir: Path) -> Document:
     intro = Paragraph(
-        f"Comparison report of {data.folder}, built by `seqbench report` from the records alone "
+        f"Comparison report of {data.folder}, built by seqbench report from the records alone "
         "(rebuild it at any time). Quality numbers are on held-out test data; memory and time "
         "name their measuring method; counted numbers (meta device) are marked as such."
     )
