@@ -47,19 +47,22 @@ class Prepared:
         return self.task if length == self.task.seq_len else self.task.at_length(length)
 
 
-def prepare(spec: RunSpec) -> Prepared:
-    """Validate and resolve `spec`; any problem is one `UserError` line naming the spec."""
+def prepare(spec: RunSpec, target: str | None = None) -> Prepared:
+    """Validate and resolve `spec`; any problem is one `UserError` line naming the spec.
+
+    `target`: the device of the machines the run will execute on when that is not this one
+    (`Launcher.device`); "auto" resolves to it instead of to this machine's torch."""
     label = spec.label()
     try:
-        return _prepare(spec)
+        return _prepare(spec, target)
     except UserError as exc:
         raise UserError(f"{label}: {exc}") from None
     except Exception as exc:  # a plugin's constructor may raise anything
         raise UserError(f"{label}: {type(exc).__name__}: {exc}") from None
 
 
-def _prepare(spec: RunSpec) -> Prepared:
-    device = resolve_device(spec.device)
+def _prepare(spec: RunSpec, target: str | None) -> Prepared:
+    device = resolve_device(spec.device, target)
     dtype = resolve_dtype(spec.dtype, device)
     task = make_task(spec.task, seq_len=spec.seq_len, **spec.knobs)
     for length in spec.eval_lengths:
@@ -86,7 +89,11 @@ def _prepare(spec: RunSpec) -> Prepared:
     return Prepared(resolved, config, task, gate_targets(spec.arch, config))
 
 
-def resolve_device(name: str) -> str:
+def resolve_device(name: str, target: str | None = None) -> str:
+    if target is not None:  # the run executes elsewhere: its CUDA is checked there, by execute
+        if name == "cuda" and target != "cuda":
+            raise UserError("device 'cuda' requested but the launcher's jobs get no GPU")
+        return target if name == "auto" else name
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():

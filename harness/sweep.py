@@ -39,11 +39,12 @@ class SweepResult:
     statuses: dict[str, int] = field(default_factory=dict)
 
 
-def plan(specs: Sequence[RunSpec]) -> list[Prepared]:
-    """Prepare every spec (raising one UserError line for the first bad one), deduplicated."""
+def plan(specs: Sequence[RunSpec], device: str | None = None) -> list[Prepared]:
+    """Prepare every spec (raising one UserError line for the first bad one), deduplicated;
+    `device`: where the runs execute when not here (`Launcher.device`)."""
     seen: dict[str, Prepared] = {}
     for spec in specs:
-        prepared = prepare(spec)
+        prepared = prepare(spec, device)
         seen.setdefault(prepared.run_id, prepared)
     return list(seen.values())
 
@@ -57,7 +58,7 @@ def run_sweep(
     progress: Progress | None = None,
 ) -> SweepResult:
     launcher = launcher or SerialLauncher()
-    prepared = plan(specs)
+    prepared = plan(specs, launcher.device)
     result = SweepResult(run_ids=[p.run_id for p in prepared])
     with locked(out_dir):
         todo = [p for p in prepared if force or not is_done(out_dir, p.run_id)]

@@ -18,9 +18,12 @@ class Result:
     stderr: str
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> Result:
-    """`seqbench ARGS` as a fresh process, the way a user runs it (exit code and streams)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None
+) -> Result:
+    """`seqbench ARGS` as a fresh process, the way a user runs it (exit code and streams);
+    `env`: extra environment variables."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-c", "from harness.cli import main; main()", *args],
         cwd=cwd or REPO,

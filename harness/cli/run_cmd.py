@@ -56,8 +56,12 @@ ADHOC_FIELDS = {
 @click.option("--knob", "knobs", multiple=True, metavar="KEY=VALUE", help="Task knob.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Result folder.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Default: auto.")
-@click.option("--launcher", default="serial", show_default=True, help="serial or local.")
-@click.option("--workers", type=click.IntRange(min=1), help="Processes of --launcher local.")
+@click.option("--launcher", default="serial", show_default=True, help="serial, local or slurm.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes of --launcher local; most jobs running at once for slurm.",
+)
 @click.option("--force", is_flag=True, help="Rerun runs already recorded ok.")
 @click.option("--dry-run", is_flag=True, help="List the runs without training.")
 @click.pass_context
@@ -70,13 +74,13 @@ def command(ctx: click.Context, **opts: Any) -> None:
     if opts["device"]:
         specs = [dataclasses.replace(s, device=opts["device"]) for s in specs]
     if opts["workers"] and opts["launcher"] == "serial":
-        raise UserError("--workers applies to --launcher local")
+        raise UserError("--workers applies to --launcher local or slurm")
     out = opts["out"] or Path("results") / name
+    launcher = get_launcher(opts["launcher"], opts["workers"])  # its device decides run ids
     if opts["dry_run"]:
-        for prepared in plan(specs):
+        for prepared in plan(specs, launcher.device):
             click.echo(f"{prepared.run_id}  {prepared.spec.label()}")
         return
-    launcher = get_launcher(opts["launcher"], opts["workers"])
     result = run_sweep(specs, out, launcher=launcher, force=opts["force"])
     print_summary(out, result.run_ids, result.skipped)
     sys.exit(1 if result.statuses.get("failed") else 0)

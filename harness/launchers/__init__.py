@@ -1,9 +1,9 @@
-"""Launchers: how a list of runs is executed (in this process, a local pool, later a cluster).
+"""Launchers: how a list of runs is executed (in this process, a local pool, a Slurm cluster).
 
 One seam: a launcher takes `Job`s and yields `(job, record)` as runs finish, in any order; the
 sweep (harness.sweep) writes the records and shows progress. A failing run, or a worker that
 dies, still yields a record (status failed), so a sweep never stops on one run. Other packages
-can add launchers (a Slurm or Ray one) under the `seqbench.launchers` entry-point group, or by
+can add launchers (a Ray one) under the `seqbench.launchers` entry-point group, or by
 `pkg.mod:Class`: a `Launcher` subclass built as `Class(workers=N)`.
 """
 
@@ -18,6 +18,8 @@ from seqbench.registry import Registry
 LAUNCHERS: Registry = Registry("launcher", "seqbench.launchers")
 LAUNCHERS.add("serial", SerialLauncher)
 LAUNCHERS.add("local", LocalLauncher)
+# Lazy: `import harness` never loads it, and it imports submitit (optional) only when built.
+LAUNCHERS.add_lazy("slurm", "harness.launchers.slurm:SlurmLauncher")
 
 
 def get_launcher(name: str, workers: int | None = None) -> Launcher:

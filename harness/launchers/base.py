@@ -26,6 +26,10 @@ class Launcher(ABC):
     """Executes jobs; must yield exactly one record per job, whatever happens to the job."""
 
     name = ""
+    # Where the runs execute when that is not this machine ("cpu" or "cuda"; a cluster
+    # launcher's nodes): a spec's device "auto" resolves to it, and "cuda" is checked against
+    # it rather than against this machine's torch. None: runs execute here.
+    device: str | None = None
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers
