@@ -28,11 +28,12 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from harness.atomic import atomic_write_text
 
 RECORD_SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "oom", "diverged")
@@ -60,33 +61,8 @@ def record_path(out_dir: str | os.PathLike, run_id: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
     """Write JSON so that `path` is either absent, the old file, or the complete new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True, allow_nan=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    text = json.dumps(data, indent=1, sort_keys=True, allow_nan=True) + "\n"
+    atomic_write_text(path, text)
 
 
 def make_record(

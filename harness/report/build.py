@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from harness.atomic import atomic_write_text
 from harness.report import html, markdown, plotting
 from harness.report.data import ReportData, load
 from harness.report.document import Document, Paragraph
@@ -54,14 +54,14 @@ def write_report(data: ReportData) -> ReportFiles:
     finally:
         plotting.close_all()
     files = ReportFiles(
-        markdown=write_text(out / "report.md", markdown.render(doc, out)),
-        html=write_text(out / "report.html", html.render(doc)),
-        runs_csv=write_text(out / "runs.csv", csv_text(runs_table(data))),
+        markdown=atomic_write_text(out / "report.md", markdown.render(doc, out)),
+        html=atomic_write_text(out / "report.html", html.render(doc)),
+        runs_csv=atomic_write_text(out / "runs.csv", csv_text(runs_table(data))),
         profile_csv=None,
         figures=[f.path for f in doc.figures()],
     )
     if not data.profile.empty:
-        files.profile_csv = write_text(out / "profile.csv", csv_text(data.profile))
+        files.profile_csv = atomic_write_text(out / "profile.csv", csv_text(data.profile))
     return files
 
 
@@ -103,16 +103,3 @@ def _json_cell(value: Any) -> Any:
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, sort_keys=True, default=str)
     return value
-
-
-def write_text(path: Path, text: str) -> Path:
-    """Write via a temporary file and rename, so a reader never sees half a report."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
