@@ -17,14 +17,12 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from harness.profile.frame import point_row
-from harness.records import canonical_json, iter_records
-from harness.report.data import is_point, spec_label
+from harness.records import canonical_json
+from harness.report.data import is_point, load_folder, spec_label
 from harness.store import flatten
-from seqbench.errors import UserError
 
 IGNORED_FIELDS = ("out", "out_dir", "output", "output_dir")
 RUN_PRIMARY = ("test_accuracy", "test_exact_match", "val_accuracy", "test_accuracy@")
@@ -123,16 +121,6 @@ def metric_values(record: dict[str, Any], every_metric: bool) -> dict[str, float
         if chosen and numeric and math.isfinite(value):
             out[column] = float(value)
     return out
-
-
-def load_folder(folder: str | os.PathLike) -> list[dict[str, Any]]:
-    path = Path(folder)
-    if not path.is_dir():
-        raise UserError(f"{folder}: no such folder")
-    records = list(iter_records(path))
-    if not records:
-        raise UserError(f"{folder}: no records in {path / 'runs'}")
-    return records
 
 
 def compare(

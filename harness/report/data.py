@@ -40,8 +40,9 @@ class ReportData:
         return self.best[self.best["status"] == "ok"] if not self.best.empty else self.best
 
 
-def load(folder: str | os.PathLike) -> ReportData:
-    """Read DIR/runs/*.json; a missing folder or one without records is a one-line error."""
+def load_folder(folder: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every valid record of DIR/runs/; a missing folder or one without records is a one-line
+    error (shared by `seqbench report` and `seqbench compare`)."""
     path = Path(folder)
     if not path.is_dir():
         raise UserError(f"{folder}: no such folder")
@@ -51,6 +52,13 @@ def load(folder: str | os.PathLike) -> ReportData:
             f"{folder}: no records in {runs_dir(path)} (write some with `seqbench run` or "
             "`seqbench profile`)"
         )
+    return records
+
+
+def load(folder: str | os.PathLike) -> ReportData:
+    """Read DIR/runs/*.json into the frames the report draws from."""
+    path = Path(folder)
+    records = load_folder(path)
     runs = with_model_columns(records_frame([r for r in records if r["kind"] == "run"]), records)
     best = select_best_lr(runs) if not runs.empty else runs
     ok = best[best["status"] == "ok"] if not best.empty else best
