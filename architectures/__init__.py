@@ -4,8 +4,8 @@ Importing this package registers every in-tree architecture. Heavy optional code
 CUDA kernels) is imported only inside the fast paths that use it.
 """
 
-from architectures import attention, lru, mamba, mamba2, mlp, moe, presets  # noqa: F401
-from architectures.contract import (
+from seqbench.architectures import attention, lru, mamba, mamba2, mlp, moe, presets  # noqa: F401
+from seqbench.architectures.contract import (
     AuxLossProvider,
     ChannelMixer,
     SequenceMixer,
@@ -13,9 +13,9 @@ from architectures.contract import (
     prefill,
     state_bytes,
 )
-from architectures.model import LanguageModel, ModelConfig
-from architectures.presets import Preset, build_config
-from architectures.registry import CHANNEL_MIXERS, MIXERS, PRESETS
+from seqbench.architectures.model import LanguageModel, ModelConfig
+from seqbench.architectures.presets import Preset, build_config
+from seqbench.architectures.registry import CHANNEL_MIXERS, MIXERS, PRESETS
 
 __all__ = [
     "CHANNEL_MIXERS",

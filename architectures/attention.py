@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from architectures.registry import MIXERS
-from architectures.rope import apply_rope, rope_angles
+from seqbench.architectures.registry import MIXERS
+from seqbench.architectures.rope import apply_rope, rope_angles
 from seqbench.errors import UserError
 
 IMPLS = ("sdpa", "reference")

@@ -14,10 +14,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from architectures.contract import prefill, state_bytes
-from architectures.model import LanguageModel
-from architectures.presets import Preset, build_config
-from architectures.registry import CHANNEL_MIXERS, MIXERS, PRESETS
+from seqbench.architectures.contract import prefill, state_bytes
+from seqbench.architectures.model import LanguageModel
+from seqbench.architectures.presets import Preset, build_config
+from seqbench.architectures.registry import CHANNEL_MIXERS, MIXERS, PRESETS
 from seqbench.errors import UserError
 from seqbench.registry import is_dotted_path
 

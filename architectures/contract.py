@@ -1,8 +1,8 @@
 """The contracts every sequence mixer and channel mixer honours (see DESIGN.md).
 
 They are `typing.Protocol`s, not base classes: a plugin only has to have the methods. The
-conformance gate (`architectures.conformance`) checks the behaviour the types cannot express:
-causality, step == forward, no input mutation, gradients reaching every parameter.
+conformance gate (`seqbench.architectures.conformance`) checks the behaviour the types cannot
+express: causality, step == forward, no input mutation, gradients reaching every parameter.
 """
 
 from __future__ import annotations

@@ -22,15 +22,15 @@ import math
 import torch
 from torch import Tensor, nn
 
-from architectures.registry import MIXERS
-from architectures.scans import cuda
-from architectures.scans.linear_scan import (
+from seqbench.architectures.registry import MIXERS
+from seqbench.architectures.scans import cuda
+from seqbench.architectures.scans.linear_scan import (
     DEFAULT_CHUNK,
     linear_scan_chunked,
     linear_scan_ref,
     linear_step,
 )
-from architectures.ssm_parts import choice, positive_int, scan_dtype
+from seqbench.architectures.ssm_parts import choice, positive_int, scan_dtype
 from seqbench.errors import UserError
 
 IMPLS = ("auto", "torch", "reference")

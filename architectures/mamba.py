@@ -10,7 +10,7 @@ the log keeps it negative (stable decay) under any update. Decoding keeps the sc
 Kernel paths (recorded in `kernel_path` after every forward):
 - "mamba-ssm-cuda": CUDA tensors with mamba-ssm importable (its fused selective scan, and
   causal-conv1d's kernel when installed);
-- "torch-scan": our chunked CPU scan (`architectures.scans.selective`), everywhere else;
+- "torch-scan": our chunked CPU scan (`seqbench.architectures.scans.selective`), everywhere else;
 - "torch-reference": the sequential reference, when built with impl="reference".
 """
 
@@ -22,15 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from architectures.registry import MIXERS
-from architectures.scans import cuda
-from architectures.scans.selective import (
+from seqbench.architectures.registry import MIXERS
+from seqbench.architectures.scans import cuda
+from seqbench.architectures.scans.selective import (
     DEFAULT_CHUNK,
     selective_scan,
     selective_scan_ref,
     selective_step,
 )
-from architectures.ssm_parts import (
+from seqbench.architectures.ssm_parts import (
     CausalConv1d,
     check_dt_range,
     choice,

@@ -5,7 +5,8 @@
     out = W_out(RMSNorm(y ⊙ SiLU(z)))
 
 Compared with Mamba-1, B and C are shared by the heads of a group (multi-value heads, like
-GQA), A is one scalar per head (so chunks become matmuls, see `architectures.scans.ssd`), and
+GQA), A is one scalar per head (so chunks become matmuls, see
+`seqbench.architectures.scans.ssd`), and
 all input-dependent projections come from one in-projection. Decoding keeps the conv window
 over [x, B, C] and the per-head states (B, H, headdim, d_state): a fixed size.
 
@@ -23,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from architectures.norm import RMSNorm
-from architectures.registry import MIXERS
-from architectures.scans import cuda
-from architectures.scans.ssd import DEFAULT_CHUNK, ssd_chunked, ssd_ref, ssd_step
-from architectures.ssm_parts import (
+from seqbench.architectures.norm import RMSNorm
+from seqbench.architectures.registry import MIXERS
+from seqbench.architectures.scans import cuda
+from seqbench.architectures.scans.ssd import DEFAULT_CHUNK, ssd_chunked, ssd_ref, ssd_step
+from seqbench.architectures.ssm_parts import (
     CausalConv1d,
     check_dt_range,
     choice,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from architectures.registry import CHANNEL_MIXERS
+from seqbench.architectures.registry import CHANNEL_MIXERS
 from seqbench.errors import UserError
 
 

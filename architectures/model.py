@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from architectures.contract import AuxLossProvider, State, prefill
-from architectures.norm import RMSNorm
-from architectures.registry import CHANNEL_MIXERS, MIXERS
+from seqbench.architectures.contract import AuxLossProvider, State, prefill
+from seqbench.architectures.norm import RMSNorm
+from seqbench.architectures.registry import CHANNEL_MIXERS, MIXERS
 
 
 @dataclass

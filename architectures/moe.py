@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from architectures.mlp import SwiGLU, positive, swiglu_hidden
-from architectures.registry import CHANNEL_MIXERS
+from seqbench.architectures.mlp import SwiGLU, positive, swiglu_hidden
+from seqbench.architectures.registry import CHANNEL_MIXERS
 from seqbench.errors import UserError
 
 

@@ -18,8 +18,8 @@ import inspect
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from architectures.model import ModelConfig
-from architectures.registry import CHANNEL_MIXERS, MIXERS, PRESETS
+from seqbench.architectures.model import ModelConfig
+from seqbench.architectures.registry import CHANNEL_MIXERS, MIXERS, PRESETS
 from seqbench.errors import UserError
 from seqbench.registry import did_you_mean
 

@@ -19,8 +19,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import median_seconds
 
-from architectures.mlp import SwiGLU
-from architectures.moe import MoE
+from seqbench.architectures.mlp import SwiGLU
+from seqbench.architectures.moe import MoE
 
 
 def fwd_bwd_time(module: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:

@@ -44,12 +44,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from architectures.lru import LRU
-from architectures.mamba import Mamba
-from architectures.mamba2 import Mamba2
-from architectures.scans.linear_scan import linear_scan_chunked, linear_scan_ref
-from architectures.scans.selective import selective_scan, selective_scan_ref
-from architectures.ssm_parts import dt_bias_init
+from seqbench.architectures.lru import LRU
+from seqbench.architectures.mamba import Mamba
+from seqbench.architectures.mamba2 import Mamba2
+from seqbench.architectures.scans.linear_scan import linear_scan_chunked, linear_scan_ref
+from seqbench.architectures.scans.selective import selective_scan, selective_scan_ref
+from seqbench.architectures.ssm_parts import dt_bias_init
 
 try:
     from mambapy.mamba import MambaBlock, MambaConfig
@@ -516,7 +516,7 @@ def main() -> None:
         "targets": verdicts(sections, args) if {"scan", "lru-scan"} <= set(sections) else [],
     }
     if args.json:
-        from harness.records import atomic_write_json
+        from seqbench.harness.records import atomic_write_json
 
         atomic_write_json(args.json, results)
         print(f"\nwrote {args.json}")

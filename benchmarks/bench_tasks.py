@@ -33,8 +33,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import median_seconds
 
-import architectures
-from tasks import TASKS, Batch, Task, make_task
+from seqbench import architectures
+from seqbench.tasks import TASKS, Batch, Task, make_task
 
 STEP_TARGET = 0.05
 ZOOLOGY_TARGET = 10.0

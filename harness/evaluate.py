@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tasks import Batch
+from seqbench.tasks import Batch
 
 
 @dataclass

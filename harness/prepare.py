@@ -19,15 +19,22 @@ from typing import Any
 
 import torch
 
-from architectures import CHANNEL_MIXERS, MIXERS, PRESETS, LanguageModel, ModelConfig, Preset
-from architectures.presets import apply_overrides, validate_config
-from harness.records import canonical_json
-from harness.spec import RunSpec
+from seqbench.architectures import (
+    CHANNEL_MIXERS,
+    MIXERS,
+    PRESETS,
+    LanguageModel,
+    ModelConfig,
+    Preset,
+)
+from seqbench.architectures.presets import apply_overrides, validate_config
 from seqbench.errors import UserError
+from seqbench.harness.records import canonical_json
+from seqbench.harness.spec import RunSpec
 from seqbench.registry import import_dotted, is_dotted_path
-from tasks import Task, make_task
+from seqbench.tasks import Task, make_task
 
-IN_TREE_PACKAGE = "architectures"
+IN_TREE_PACKAGE = "seqbench.architectures"
 
 
 @dataclass

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from harness.launchers import Job
+from seqbench.harness.launchers import Job
 
 
 def duration(seconds: float) -> str:

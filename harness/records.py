@@ -33,7 +33,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from harness.atomic import atomic_write_text
+from seqbench.harness.atomic import atomic_write_text
 
 RECORD_SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "oom", "diverged")

@@ -13,14 +13,14 @@ from typing import Any
 
 import torch
 
-from architectures import LanguageModel
-from harness.evaluate import evaluate
-from harness.prepare import Prepared, prepare
-from harness.profile.memory import is_oom_error  # shared with the profiler
-from harness.profile.outcome import one_line
-from harness.records import make_record
-from harness.spec import RunSpec
-from harness.train import TrainResult, train
+from seqbench.architectures import LanguageModel
+from seqbench.harness.evaluate import evaluate
+from seqbench.harness.prepare import Prepared, prepare
+from seqbench.harness.profile.memory import is_oom_error  # shared with the profiler
+from seqbench.harness.profile.outcome import one_line
+from seqbench.harness.records import make_record
+from seqbench.harness.spec import RunSpec
+from seqbench.harness.train import TrainResult, train
 from seqbench.seeds import derive_seed
 
 

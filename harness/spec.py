@@ -6,7 +6,8 @@ hash of it. Parsing is strict: an unknown field or a value of the wrong type is 
 `UserError` naming the field, never silently ignored, because a typo in a sweep file would
 otherwise cost an hour of the wrong runs.
 
-`RunSpec` itself knows nothing about architectures or tasks; `harness.prepare` checks a spec
+`RunSpec` itself knows nothing about architectures or tasks; `seqbench.harness.prepare` checks a
+spec
 against them (building the model config and the task) and resolves the defaults it leaves
 open (device, dtype, preset width and depth, task knobs) before anything trains.
 """
@@ -18,8 +19,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.records import spec_hash
 from seqbench.errors import UserError
+from seqbench.harness.records import spec_hash
 from seqbench.registry import did_you_mean
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -51,7 +52,7 @@ class RunSpec:
     lr: float = 1e-3
     warmup: int | None = None  # linear warm-up steps; None: 10% of steps
     schedule: str = "cosine"  # decay after warm-up, to 0 at `steps`
-    weight_decay: float = 0.1  # on matrices only; see harness.train.no_decay
+    weight_decay: float = 0.1  # on matrices only; see seqbench.harness.train.no_decay
     grad_clip: float = 1.0  # max global gradient norm (0 disables)
     early_stop: bool = True  # stop once validation accuracy reaches 100%
     eval_every: int = 100  # steps between validation checks

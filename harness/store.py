@@ -5,7 +5,7 @@ their names (`arch`, `task`, `seq_len`, `lr`, ...), task knobs become `knob.<nam
 architecture overrides `set.<key>`, metrics are flattened (`val_accuracy`, `test_accuracy`
 at the training length, `test_accuracy@<L>` at every tested length), timings keep their
 names and environment fields get an `env_` prefix. Partial or corrupt files are skipped by
-`harness.records.read_record`, so a folder being written to can be read at any time.
+`seqbench.harness.records.read_record`, so a folder being written to can be read at any time.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.records import iter_records
-from harness.spec import RunSpec
+from seqbench.harness.records import iter_records
+from seqbench.harness.spec import RunSpec
 
 SPEC_COLUMNS = [f for f in RunSpec.__dataclass_fields__ if f not in ("knobs", "overrides")]
 SCORES = ("accuracy", "exact_match", "loss")

@@ -29,8 +29,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness.spec import RunSpec
 from seqbench.errors import UserError
+from seqbench.harness.spec import RunSpec
 from seqbench.registry import did_you_mean
 
 if sys.version_info >= (3, 11):
@@ -51,7 +51,7 @@ class Suite:
 
 
 def builtin_dir() -> Path:
-    return Path(str(resources.files("harness") / "suites"))
+    return Path(str(resources.files("seqbench.harness") / "suites"))
 
 
 def builtin_names() -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.store import group_columns
+from seqbench.harness.store import group_columns
 
 SHOWN = ["task", "arch", "seq_len", "d_model", "lr"]
 

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.launchers import Job, Launcher, SerialLauncher, failed_record
-from harness.prepare import Prepared, prepare
-from harness.progress import Progress
-from harness.records import is_done, runs_dir, write_record
-from harness.spec import RunSpec
 from seqbench.errors import UserError
+from seqbench.harness.launchers import Job, Launcher, SerialLauncher, failed_record
+from seqbench.harness.prepare import Prepared, prepare
+from seqbench.harness.progress import Progress
+from seqbench.harness.records import is_done, runs_dir, write_record
+from seqbench.harness.spec import RunSpec
 from seqbench.registry import import_dotted, is_dotted_path
 
 
@@ -111,8 +111,8 @@ def gate_failures(prepared: Sequence[Prepared]) -> dict[str, str]:
 def gate(target: str) -> str | None:
     """None when `target` passes the conformance gate, else a one-line reason (cached)."""
     if target not in _GATE_CACHE:
-        from architectures import Preset
-        from architectures.conformance import check_architecture, check_preset
+        from seqbench.architectures import Preset
+        from seqbench.architectures.conformance import check_architecture, check_preset
 
         try:
             obj = import_dotted(target) if is_dotted_path(target) else None

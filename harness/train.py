@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.evaluate import autocast, evaluate
-from harness.spec import RunSpec
-from tasks import Task
+from seqbench.harness.evaluate import autocast, evaluate
+from seqbench.harness.spec import RunSpec
+from seqbench.tasks import Task
 
 # Parameters that keep their value without weight decay, by rule (docs/harness.md):
 #  - anything with fewer than 2 dimensions: norm gains, biases, per-channel skips (D), Δ biases;

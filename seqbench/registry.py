@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,13 +40,16 @@ def import_dotted(path: str) -> Any:
         module_name, _, attr = path.rpartition(".")
     if not module_name or not attr:
         raise UserError(f"{path!r} is not of the form 'pkg.module:Name'")
-    # Like `python -m`, let a plugin in the current folder be found without installing it.
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise UserError(f"cannot import module {module_name!r} for {path!r}: {exc}") from None
+    except Exception as exc:  # a plugin module that fails while importing (syntax, its own code)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise UserError(
+            f"module {module_name!r} for {path!r} failed to import: "
+            f"{type(exc).__name__}: {first}".rstrip(": ")
+        ) from None
     try:
         obj = module
         for part in attr.split("."):

@@ -1,11 +1,11 @@
 """Synthetic task generators. Importing this package registers every in-tree task."""
 
-from tasks.base import IGNORE_INDEX, Batch, Task, make_task
-from tasks.registry import TASKS
+from seqbench.tasks.base import IGNORE_INDEX, Batch, Task, make_task
+from seqbench.tasks.registry import TASKS
 
 # Registration by import; one module per task (shared cores live in recall, running_sum,
 # strings, layout and sampling).
-from tasks import (  # noqa: F401  isort: skip
+from seqbench.tasks import (  # noqa: F401  isort: skip
     copy,
     flipflop,
     fuzzy_recall,

@@ -131,7 +131,7 @@ def knob_names(cls: type[Task]) -> list[str]:
 
 def make_task(name: str, **knobs: Any) -> Task:
     """Build a registered (or `pkg.mod:Class`) task from knobs; unknown knobs fail in one line."""
-    from tasks.registry import TASKS
+    from seqbench.tasks.registry import TASKS
 
     cls = TASKS.get(name)
     allowed = knob_names(cls)

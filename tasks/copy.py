@@ -23,11 +23,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tasks import sampling
-from tasks.base import IGNORE_INDEX, Batch
-from tasks.layout import column, grid, next_token_targets, pack
-from tasks.registry import TASKS
-from tasks.strings import StringTask
+from seqbench.tasks import sampling
+from seqbench.tasks.base import IGNORE_INDEX, Batch
+from seqbench.tasks.layout import column, grid, next_token_targets, pack
+from seqbench.tasks.registry import TASKS
+from seqbench.tasks.strings import StringTask
 
 
 @TASKS.register("copy")

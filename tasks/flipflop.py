@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from tasks.base import IGNORE_INDEX, Batch, Task
-from tasks.registry import TASKS
+from seqbench.tasks.base import IGNORE_INDEX, Batch, Task
+from seqbench.tasks.registry import TASKS
 
 WRITE, READ, IGNORE = 2, 3, 4
 

@@ -12,7 +12,7 @@ import difflib
 from typing import Any
 
 from seqbench.errors import UserError
-from tasks.base import Task
+from seqbench.tasks.base import Task
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from tasks.base import IGNORE_INDEX
+from seqbench.tasks.base import IGNORE_INDEX
 
 
 def pack(

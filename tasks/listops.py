@@ -32,10 +32,10 @@ import torch
 from torch import Tensor
 
 from seqbench.errors import UserError
-from tasks import listops_trees as trees
-from tasks.base import IGNORE_INDEX, Batch, Task
-from tasks.listops_trees import END, FIRST_OP
-from tasks.registry import TASKS
+from seqbench.tasks import listops_trees as trees
+from seqbench.tasks.base import IGNORE_INDEX, Batch, Task
+from seqbench.tasks.listops_trees import END, FIRST_OP
+from seqbench.tasks.registry import TASKS
 
 OPS = ("[MIN", "[MAX", "[MED", "[SM")
 PAD, EQUALS = 15, 16

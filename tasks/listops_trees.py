@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tasks import sampling
+from seqbench.tasks import sampling
 
 N_OPS = 4  # MIN, MAX, MED, SM, as token ids FIRST_OP .. FIRST_OP + 3
 FIRST_OP, END = 10, 14

@@ -28,11 +28,11 @@ import torch
 from torch import Tensor
 
 from seqbench.errors import UserError
-from tasks import sampling
-from tasks.base import IGNORE_INDEX, Batch
-from tasks.layout import column, grid, next_token_targets, pack
-from tasks.registry import TASKS
-from tasks.strings import StringTask
+from seqbench.tasks import sampling
+from seqbench.tasks.base import IGNORE_INDEX, Batch
+from seqbench.tasks.layout import column, grid, next_token_targets, pack
+from seqbench.tasks.registry import TASKS
+from seqbench.tasks.strings import StringTask
 
 KEY_POSITIONS = ("prefix", "suffix")
 MAX_REDRAWS = 100  # a string without a usable unique n-gram is redrawn, this many times at most

@@ -25,10 +25,10 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
-from tasks import sampling
-from tasks.base import IGNORE_INDEX, Batch, Task
-from tasks.noise import check_noise_knobs, noise_slots, noise_tokens
-from tasks.registry import TASKS
+from seqbench.tasks import sampling
+from seqbench.tasks.base import IGNORE_INDEX, Batch, Task
+from seqbench.tasks.noise import check_noise_knobs, noise_slots, noise_tokens
+from seqbench.tasks.registry import TASKS
 
 
 @TASKS.register("memorization")

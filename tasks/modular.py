@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks.registry import TASKS
-from tasks.running_sum import RunningSumTask
+from seqbench.tasks.registry import TASKS
+from seqbench.tasks.running_sum import RunningSumTask
 
 
 @TASKS.register("modular")

@@ -31,10 +31,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from tasks import sampling
-from tasks.base import IGNORE_INDEX, Batch, Task
-from tasks.layout import expand_index, next_token_targets
-from tasks.registry import TASKS
+from seqbench.tasks import sampling
+from seqbench.tasks.base import IGNORE_INDEX, Batch, Task
+from seqbench.tasks.layout import expand_index, next_token_targets
+from seqbench.tasks.registry import TASKS
 
 
 @TASKS.register("niah")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from tasks import sampling
-from tasks.base import Task
+from seqbench.tasks import sampling
+from seqbench.tasks.base import Task
 
 
 def check_noise_knobs(task: Task, noise_vocab_size: int, frac_noise: float) -> None:

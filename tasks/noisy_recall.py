@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks.recall import RecallTask
-from tasks.registry import TASKS
+from seqbench.tasks.recall import RecallTask
+from seqbench.tasks.registry import TASKS
 
 
 @TASKS.register("noisy_recall")

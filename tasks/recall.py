@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tasks import sampling
-from tasks.base import IGNORE_INDEX, Batch, Task
-from tasks.layout import expand_index, next_token_targets, pack
-from tasks.noise import check_noise_knobs, noise_slots, noise_tokens
+from seqbench.tasks import sampling
+from seqbench.tasks.base import IGNORE_INDEX, Batch, Task
+from seqbench.tasks.layout import expand_index, next_token_targets, pack
+from seqbench.tasks.noise import check_noise_knobs, noise_slots, noise_tokens
 
 
 @dataclass

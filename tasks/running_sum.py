@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tasks import sampling
-from tasks.base import IGNORE_INDEX, Batch, Task
+from seqbench.tasks import sampling
+from seqbench.tasks.base import IGNORE_INDEX, Batch, Task
 
 SCORES = ("all", "last")
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tasks import sampling
-from tasks.base import IGNORE_INDEX, Batch, Task
-from tasks.registry import TASKS
+from seqbench.tasks import sampling
+from seqbench.tasks.base import IGNORE_INDEX, Batch, Task
+from seqbench.tasks.registry import TASKS
 
 
 @TASKS.register("selective_copy")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tasks import sampling
-from tasks.base import Task
+from seqbench.tasks import sampling
+from seqbench.tasks.base import Task
 
 
 @dataclass

@@ -25,7 +25,7 @@ def run_cli(
     `env`: extra environment variables."""
     env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     proc = subprocess.run(
-        [sys.executable, "-c", "from harness.cli import main; main()", *args],
+        [sys.executable, "-c", "from seqbench.harness.cli import main; main()", *args],
         cwd=cwd or REPO,
         capture_output=True,
         text=True,

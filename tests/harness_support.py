@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from seqbench.errors import UserError
-from tasks import IGNORE_INDEX, Batch, Task
+from seqbench.tasks import IGNORE_INDEX, Batch, Task
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Realistic record folders for the report tests, written through harness.records.
+"""Realistic record folders for the report tests, written through seqbench.harness.records.
 
 Run records follow the harness schema (RunSpec fields, metrics.test per length, val, moe...);
 profile records follow the profiler's (spec.mode train/decode/counted, metrics named by
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from architectures.model import ModelConfig
-from harness.records import make_record, spec_hash, write_record
-from harness.spec import RunSpec
+from seqbench.architectures.model import ModelConfig
+from seqbench.harness.records import make_record, spec_hash, write_record
+from seqbench.harness.spec import RunSpec
 
 VOCAB = 64
 MODELS: dict[str, dict[str, Any]] = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from architectures.attention import Attention, attention_reference, attention_sdpa
-from architectures.contract import prefill, state_bytes
+from seqbench.architectures.attention import Attention, attention_reference, attention_sdpa
+from seqbench.architectures.contract import prefill, state_bytes
 from seqbench.errors import UserError
 
 

@@ -10,8 +10,8 @@ from functools import cache
 
 import pytest
 
-from architectures import CHANNEL_MIXERS, MIXERS, PRESETS
-from architectures.conformance import (
+from seqbench.architectures import CHANNEL_MIXERS, MIXERS, PRESETS
+from seqbench.architectures.conformance import (
     ConformanceReport,
     check_architecture,
     check_registered_channel_mixer,

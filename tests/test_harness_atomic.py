@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import harness.atomic as atomic
-from harness.atomic import FILE_MODE, atomic_write_text
-from harness.records import atomic_write_json
+import seqbench.harness.atomic as atomic
+from seqbench.harness.atomic import FILE_MODE, atomic_write_text
+from seqbench.harness.records import atomic_write_json
 
 
 def _mode(path: Path) -> int:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.cli import main
-from harness.records import iter_records, runs_dir
 from seqbench.errors import UserError
+from seqbench.harness.cli import main
+from seqbench.harness.records import iter_records, runs_dir
 from tests.cli_helpers import REPO, Result, assert_one_line_error, run_cli
 from tests.harness_support import ECHO, SLOW
 
@@ -152,7 +152,7 @@ seed = [0, 1, 2, 3, 4, 5]
 """,
     )
     out = tmp_path / "out"
-    cmd = [sys.executable, "-c", "from harness.cli import main; main()"]
+    cmd = [sys.executable, "-c", "from seqbench.harness.cli import main; main()"]
     cmd += ["run", "--config", str(config), "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -178,7 +178,7 @@ seed = [0, 1, 2, 3, 4, 5]
 
 
 def test_set_given_twice_with_different_values_is_one_line_error() -> None:
-    from harness.cli.options import parse_pairs, parse_sweeps
+    from seqbench.harness.cli.options import parse_pairs, parse_sweeps
 
     assert parse_pairs(("d_model=64", "attention.impl=reference"), "--set") == {
         "d_model": 64,

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.cli import main
-from harness.launchers import Job, SerialLauncher, get_launcher
-from harness.launchers.slurm import settings
-from harness.progress import Progress
-from harness.records import iter_records
-from harness.spec import RunSpec
-from harness.sweep import plan, run_sweep
 from seqbench.errors import UserError
+from seqbench.harness.cli import main
+from seqbench.harness.launchers import Job, SerialLauncher, get_launcher
+from seqbench.harness.launchers.slurm import settings
+from seqbench.harness.progress import Progress
+from seqbench.harness.records import iter_records
+from seqbench.harness.spec import RunSpec
+from seqbench.harness.sweep import plan, run_sweep
 from tests.cli_helpers import REPO, assert_one_line_error, run_cli
 from tests.harness_support import CRASH, ECHO, SLOW, tiny_spec
 
@@ -62,9 +62,10 @@ def quiet(total: int) -> Progress:
 # -- without submitit ------------------------------------------------------------------------------
 def test_importing_harness_never_imports_submitit() -> None:
     code = (
-        "import sys, harness.cli, harness.launchers, harness.sweep;"
-        "from harness.launchers import LAUNCHERS; assert 'slurm' in LAUNCHERS;"
-        "assert 'submitit' not in sys.modules and 'harness.launchers.slurm' not in sys.modules"
+        "import sys, seqbench.harness.cli, seqbench.harness.launchers, seqbench.harness.sweep;"
+        "from seqbench.harness.launchers import LAUNCHERS; assert 'slurm' in LAUNCHERS;"
+        "assert 'submitit' not in sys.modules;"
+        "assert 'seqbench.harness.launchers.slurm' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)
 
@@ -308,7 +309,7 @@ def test_cuda_without_gpus_for_the_jobs_is_one_line(cluster) -> None:
 
 
 def test_reason_of_a_failed_job_is_its_exception_line() -> None:
-    from harness.launchers.slurm import _trace_line
+    from seqbench.harness.launchers.slurm import _trace_line
 
     message = (
         "Job (task=0) failed during processing with trace:\n----------------------\n"

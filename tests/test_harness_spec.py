@@ -7,11 +7,11 @@ import itertools
 import pytest
 import torch
 
-from architectures import LanguageModel, build_config
-from harness.prepare import prepare
-from harness.spec import RunSpec
-from harness.train import lr_factor, no_decay, param_groups
+from seqbench.architectures import LanguageModel, build_config
 from seqbench.errors import UserError
+from seqbench.harness.prepare import prepare
+from seqbench.harness.spec import RunSpec
+from seqbench.harness.train import lr_factor, no_decay, param_groups
 from tests.harness_support import ECHO, FIRST
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.records import make_record, runs_dir, write_record
-from harness.store import best_lr_table, length_table, load_records, select_best_lr
-from harness.summary import summary_table
+from seqbench.harness.records import make_record, runs_dir, write_record
+from seqbench.harness.store import best_lr_table, length_table, load_records, select_best_lr
+from seqbench.harness.summary import summary_table
 
 
 def fake_record(arch: str, lr: float, seed: int, val: float, test: float, **extra) -> dict:

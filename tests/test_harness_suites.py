@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.suites import builtin_names, expand, load_builtin, load_file
-from harness.sweep import plan
 from seqbench.errors import UserError
+from seqbench.harness.suites import builtin_names, expand, load_builtin, load_file
+from seqbench.harness.sweep import plan
 from tests.harness_support import ECHO
 
 
@@ -124,7 +124,7 @@ def test_builtin_suites_exist_and_every_spec_prepares() -> None:
 
 
 def test_quick_suite_covers_the_four_families_on_three_tasks() -> None:
-    from architectures import PRESETS
+    from seqbench.architectures import PRESETS
 
     suite = load_builtin("quick")
     families = {PRESETS.meta(s.arch)["family"] for s in suite.specs}

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.launchers import LocalLauncher, SerialLauncher
-from harness.progress import Progress
-from harness.records import iter_records, runs_dir
-from harness.spec import RunSpec
-from harness.sweep import locked, run_sweep
 from seqbench.errors import UserError
+from seqbench.harness.launchers import LocalLauncher, SerialLauncher
+from seqbench.harness.progress import Progress
+from seqbench.harness.records import iter_records, runs_dir
+from seqbench.harness.spec import RunSpec
+from seqbench.harness.sweep import locked, run_sweep
 from tests.harness_support import CRASH, ECHO, tiny_spec
 
 

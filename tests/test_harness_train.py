@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from architectures import LanguageModel, build_config
-from harness.evaluate import evaluate, tally_logits
-from harness.runner import execute
-from harness.spec import RunSpec
-from tasks import IGNORE_INDEX, Batch
+from seqbench.architectures import LanguageModel, build_config
+from seqbench.harness.evaluate import evaluate, tally_logits
+from seqbench.harness.runner import execute
+from seqbench.harness.spec import RunSpec
+from seqbench.tasks import IGNORE_INDEX, Batch
 from tests.harness_support import ECHO, tiny_spec
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from architectures import PRESETS, LanguageModel, ModelConfig, build_config, state_bytes
+from seqbench.architectures import PRESETS, LanguageModel, ModelConfig, build_config, state_bytes
 from seqbench.errors import UserError
 
 SHIFT = "tests.bad_mixers:GoodShiftMixer"

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from architectures.moe import MoE, default_expert_width
+from seqbench.architectures.moe import MoE, default_expert_width
 from seqbench.errors import UserError
 
 

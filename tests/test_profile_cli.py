@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cli import main
-from harness.records import iter_records
+from seqbench.harness.cli import main
+from seqbench.harness.records import iter_records
 
 TINY_ARGS = ["--set", "d_model=32", "--set", "n_layers=1", "--repeats", "1"]
 

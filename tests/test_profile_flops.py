@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from architectures.attention import attention_reference
-from harness.profile.flops import flop_counter, flops_by_op
-from harness.profile.meta import FusedAttentionOnMeta, count_on_meta
-from harness.profile.points import PointOptions, build_model, make_spec, random_tokens
-from harness.profile.train_step import flop_count_step
+from seqbench.architectures.attention import attention_reference
+from seqbench.harness.profile.flops import flop_counter, flops_by_op
+from seqbench.harness.profile.meta import FusedAttentionOnMeta, count_on_meta
+from seqbench.harness.profile.points import PointOptions, build_model, make_spec, random_tokens
+from seqbench.harness.profile.train_step import flop_count_step
 
 FLASH = "aten._scaled_dot_product_flash_attention_for_cpu"
 TINY = {"d_model": 32, "n_layers": 2}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.profile.decode import DECODE_WARMUP_STEPS, measure_decode
-from harness.profile.points import PointOptions, make_spec, series_key, x_value
-from harness.profile.timing import repeats_within
-from harness.profile.train_step import measure_train
+from seqbench.harness.profile.decode import DECODE_WARMUP_STEPS, measure_decode
+from seqbench.harness.profile.points import PointOptions, make_spec, series_key, x_value
+from seqbench.harness.profile.timing import repeats_within
+from seqbench.harness.profile.train_step import measure_train
 
 TINY = {"d_model": 32, "n_layers": 2}
 

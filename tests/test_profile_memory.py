@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from harness.profile.memory import RssWindow, SavedTensorBytes, is_oom_error
-from harness.profile.meta import count_on_meta
-from harness.profile.points import PointOptions, build_model, make_spec, random_tokens
-from harness.profile.train_step import memory_step
+from seqbench.harness.profile.memory import RssWindow, SavedTensorBytes, is_oom_error
+from seqbench.harness.profile.meta import count_on_meta
+from seqbench.harness.profile.points import PointOptions, build_model, make_spec, random_tokens
+from seqbench.harness.profile.train_step import memory_step
 
 TINY = {"d_model": 32, "n_layers": 2}
 
@@ -71,7 +71,7 @@ def test_allocation_failures_are_recognised_as_oom() -> None:
 
 def test_the_inplace_shortcut_changes_no_count() -> None:
     """Counting a recurrent scan with and without the meta shortcut gives identical numbers."""
-    import harness.profile.meta as meta
+    import seqbench.harness.profile.meta as meta
 
     spec = make_spec("counted", "mamba", TINY, 96, PointOptions())
     fast = count_on_meta(spec)

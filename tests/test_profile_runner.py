@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.profile.points import PointOptions, make_spec
-from harness.profile.runner import Job, predicted_over_budget, run_jobs
+from seqbench.harness.profile.points import PointOptions, make_spec
+from seqbench.harness.profile.runner import Job, predicted_over_budget, run_jobs
 
 TINY = {"d_model": 32, "n_layers": 1}
 OPTS = PointOptions(repeats=1)

@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from architectures.contract import prefill_by_steps, state_bytes
-from architectures.lru import LRU
-from architectures.mamba import Mamba
-from architectures.mamba2 import Mamba2
-from architectures.scans import cuda
+from seqbench.architectures.contract import prefill_by_steps, state_bytes
+from seqbench.architectures.lru import LRU
+from seqbench.architectures.mamba import Mamba
+from seqbench.architectures.mamba2 import Mamba2
+from seqbench.architectures.scans import cuda
 from seqbench.errors import UserError
 
 D_MODEL = 16
@@ -98,7 +98,7 @@ def test_decode_state_bytes_do_not_grow_with_tokens(name: str) -> None:
 
 
 def test_model_decode_state_is_the_same_after_64_and_1024_tokens() -> None:
-    from architectures import LanguageModel, build_config
+    from seqbench.architectures import LanguageModel, build_config
 
     for preset in ("mamba", "mamba2", "lru"):
         config = build_config(preset, vocab_size=16, overrides={"d_model": 64})
@@ -216,7 +216,7 @@ def test_bad_hyper_parameters_fail_in_one_line(cls: type, kwargs: dict, fragment
 
 # -- presets -------------------------------------------------------------------------------------
 def test_recurrent_presets_are_sized_like_mha() -> None:
-    from architectures import LanguageModel, build_config
+    from seqbench.architectures import LanguageModel, build_config
 
     def params(name: str) -> int:
         return LanguageModel(build_config(name, vocab_size=64)).parameter_counts()["total"]
@@ -227,7 +227,7 @@ def test_recurrent_presets_are_sized_like_mha() -> None:
 
 
 def test_recurrent_preset_layouts() -> None:
-    from architectures import build_config
+    from seqbench.architectures import build_config
 
     hybrid = build_config("hybrid", vocab_size=64)
     assert hybrid.n_layers == 3

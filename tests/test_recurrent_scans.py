@@ -13,9 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from architectures.scans.linear_scan import linear_scan_chunked, linear_scan_ref, scan_inplace
-from architectures.scans.selective import selective_scan, selective_scan_ref
-from architectures.scans.ssd import segsum, ssd_chunked, ssd_ref
+from seqbench.architectures.scans.linear_scan import (
+    linear_scan_chunked,
+    linear_scan_ref,
+    scan_inplace,
+)
+from seqbench.architectures.scans.selective import selective_scan, selective_scan_ref
+from seqbench.architectures.scans.ssd import segsum, ssd_chunked, ssd_ref
 
 F64 = torch.float64
 

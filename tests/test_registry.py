@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from architectures.conformance import check_architecture
 from seqbench import registry as registry_module
+from seqbench.architectures.conformance import check_architecture
 from seqbench.errors import UserError
 from seqbench.registry import Registry
 
@@ -66,7 +66,7 @@ def test_entry_point_plugin_registers_on_lookup(monkeypatch: pytest.MonkeyPatch)
         return [ep] if group == "seqbench.architectures" else []
 
     monkeypatch.setattr(registry_module.metadata, "entry_points", fake_entry_points)
-    from architectures import MIXERS, PRESETS
+    from seqbench.architectures import MIXERS, PRESETS
 
     monkeypatch.setattr(MIXERS, "_plugins_loaded", False)
     monkeypatch.setattr(PRESETS, "_plugins_loaded", False)
@@ -81,7 +81,7 @@ def test_entry_point_plugin_registers_on_lookup(monkeypatch: pytest.MonkeyPatch)
 
 def test_example_plugin_passes_gate_by_dotted_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(EXAMPLE))
-    from architectures import MIXERS, PRESETS
+    from seqbench.architectures import MIXERS, PRESETS
 
     # Importing the module registers into the global registries: undo that afterwards.
     monkeypatch.setattr(MIXERS, "_entries", dict(MIXERS._entries))

@@ -10,9 +10,9 @@ from pathlib import Path
 import matplotlib.image as mpimg
 import pytest
 
-from harness.records import iter_records
-from harness.report.build import build_report
-from harness.report.stats import mean_ci
+from seqbench.harness.records import iter_records
+from seqbench.harness.report.build import build_report
+from seqbench.harness.report.stats import mean_ci
 from tests.chromium import find_chromium, load_page
 from tests.report_fixtures import profile_record, profile_sweep, quick_runs, run_record, write_runs
 

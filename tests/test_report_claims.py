@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.report import claim_checks as checks
-from harness.report.claims import CONTRADICTED, NOT_MEASURED, SUPPORTED, THRESHOLDS
-from harness.report.data import load, profile_frame
+from seqbench.harness.report import claim_checks as checks
+from seqbench.harness.report.claims import CONTRADICTED, NOT_MEASURED, SUPPORTED, THRESHOLDS
+from seqbench.harness.report.data import load, profile_frame
 from tests.report_fixtures import profile_record, run_record, write_runs
 
 LENGTHS = (256, 512, 1024, 2048, 4096)

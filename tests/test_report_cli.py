@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from harness.cli import main
-from harness.report.compare import compare
+from seqbench.harness.cli import main
+from seqbench.harness.report.compare import compare
 from tests.cli_helpers import assert_one_line_error, run_cli
 from tests.report_fixtures import fit_record, profile_record, run_record, write_runs
 

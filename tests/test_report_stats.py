@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from harness.report import fmt
-from harness.report.markdown import escape
-from harness.report.plotting import short_number, spaced_ticks
-from harness.report.stats import ci_band, long_fit, mean_ci, slope_text
+from seqbench.harness.report import fmt
+from seqbench.harness.report.markdown import escape
+from seqbench.harness.report.plotting import short_number, spaced_ticks
+from seqbench.harness.report.stats import ci_band, long_fit, mean_ci, slope_text
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ import dataclasses
 import pytest
 import torch
 
-from tasks import IGNORE_INDEX, TASKS, Task, make_task
-from tasks.knobs import describe_knobs
+from seqbench.tasks import IGNORE_INDEX, TASKS, Task, make_task
+from seqbench.tasks.knobs import describe_knobs
 
 NAMES = TASKS.names()
 N = 48  # examples per check: enough to hit rare layouts, small enough to stay fast

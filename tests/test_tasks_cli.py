@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from harness.cli import main
-from tasks import TASKS, make_task
+from seqbench.harness.cli import main
+from seqbench.tasks import TASKS, make_task
 from tests.cli_helpers import assert_one_line_error, run_cli
 
 

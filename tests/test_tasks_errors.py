@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from seqbench.errors import UserError
-from tasks import make_task
+from seqbench.tasks import make_task
 
 IMPOSSIBLE: list[tuple[str, dict[str, Any], str]] = [
     ("mqar", {"num_pairs": 20}, "cannot hold 20 pairs"),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from tasks import IGNORE_INDEX, make_task
-from tasks.flipflop import IGNORE, READ, WRITE
-from tasks.listops import PAD
-from tasks.listops_trees import END, FIRST_OP
+from seqbench.tasks import IGNORE_INDEX, make_task
+from seqbench.tasks.flipflop import IGNORE, READ, WRITE
+from seqbench.tasks.listops import PAD
+from seqbench.tasks.listops_trees import END, FIRST_OP
 
 N = 256
 

@@ -7,10 +7,10 @@ import itertools
 import pytest
 import torch
 
-from tasks import sampling
-from tasks.layout import next_token_targets, pack
-from tasks.listops import reference_op
-from tasks.listops_trees import apply_ops
+from seqbench.tasks import sampling
+from seqbench.tasks.layout import next_token_targets, pack
+from seqbench.tasks.listops import reference_op
+from seqbench.tasks.listops_trees import apply_ops
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -6,6 +6,7 @@ code 2, never a traceback; that holds for click's own usage errors too.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -21,8 +22,8 @@ def cli() -> None:
 
 
 def _register_commands() -> None:
-    # Imported here so `harness.cli` stays importable while a command module is being loaded.
-    from harness.cli import (
+    # Imported here so this package stays importable while a command module is being loaded.
+    from seqbench.harness.cli import (
         check_arch_cmd,
         compare_cmd,
         list_cmd,
@@ -37,8 +38,20 @@ def _register_commands() -> None:
         cli.add_command(module.command)
 
 
+def find_plugins_in_working_folder() -> None:
+    """Let `--arch mymod:MyMixer` find `mymod.py` in the folder the command runs in.
+
+    Done once, here, and appended last: installed packages always win, so a `pandas.py` or
+    `submitit.py` lying in the working folder never shadows the real one. Worker processes
+    (local launcher) inherit the search path."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.append(cwd)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the group, turning user errors into one line + exit 2."""
+    find_plugins_in_working_folder()
     _register_commands()
     try:
         code = cli.main(args=argv, prog_name="seqbench", standalone_mode=False)

@@ -22,7 +22,7 @@ def command(name: str, as_json: bool, d_model: int | None) -> None:
 
     Exit code 0 only when every check passes.
     """
-    from architectures.conformance import GateConfig, check_architecture
+    from seqbench.architectures.conformance import GateConfig, check_architecture
 
     cfg = GateConfig() if d_model is None else GateConfig(d_model=d_model)
     report = check_architecture(name, cfg)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli.format import table
+from seqbench.harness.cli.format import table
 
 
 @click.command("compare")
@@ -36,7 +36,7 @@ def command(
     folders' ranges (max − min) over seeds. Exact metrics (FLOPs, bytes, parameters) have no
     spread, so any change in them is flagged.
     """
-    from harness.report.compare import compare
+    from seqbench.harness.report.compare import compare
 
     result = compare(folder_a, folder_b, ignore=ignore, every_metric=all_metrics)
     deltas = [d for d in result.deltas if d.flagged or not flagged]

@@ -6,15 +6,15 @@ import json
 
 import click
 
-from harness.cli.format import table
+from seqbench.harness.cli.format import table
 
 KINDS = ("architectures", "tasks", "suites")
 
 
 def architecture_rows() -> list[dict[str, object]]:
     """Every preset with its family, layer pattern and parameter count at its default size."""
-    from architectures import PRESETS, LanguageModel, build_config
-    from architectures.presets import DEFAULT_VOCAB
+    from seqbench.architectures import PRESETS, LanguageModel, build_config
+    from seqbench.architectures.presets import DEFAULT_VOCAB
 
     rows = []
     for name in PRESETS.names():
@@ -37,8 +37,8 @@ def architecture_rows() -> list[dict[str, object]]:
 
 def task_rows() -> list[dict[str, object]]:
     """Every task with its one-line description, knobs with defaults and named variants."""
-    from tasks import TASKS
-    from tasks.knobs import describe_knobs
+    from seqbench.tasks import TASKS
+    from seqbench.tasks.knobs import describe_knobs
 
     rows = []
     for name in TASKS.names():
@@ -56,7 +56,7 @@ def task_rows() -> list[dict[str, object]]:
 
 def print_tasks(rows: list[dict[str, object]]) -> None:
     """One block per task: name and description, then its knobs (as CLI options) and variants."""
-    from tasks.knobs import option_name
+    from seqbench.tasks.knobs import option_name
 
     for row in rows:
         click.echo(f"{row['name']}  {row['description']}")
@@ -77,7 +77,7 @@ def print_tasks(rows: list[dict[str, object]]) -> None:
 def command(kind: str, as_json: bool) -> None:
     """List architectures (presets), tasks or suites."""
     if kind == "suites":
-        from harness.suites import suite_rows
+        from seqbench.harness.suites import suite_rows
 
         rows = suite_rows()
     else:
@@ -93,7 +93,7 @@ def command(kind: str, as_json: bool) -> None:
     if kind == "suites":
         click.echo("\nrun one with: seqbench run --suite NAME (or your own: --config FILE.toml)")
         return
-    from architectures.presets import DEFAULT_VOCAB
+    from seqbench.architectures.presets import DEFAULT_VOCAB
 
     click.echo(
         f"\nparameters at the default size with a {DEFAULT_VOCAB}-token vocabulary; "

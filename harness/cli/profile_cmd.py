@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from harness.cli.options import parse_sweeps
 from seqbench.errors import UserError
+from seqbench.harness.cli.options import parse_sweeps
 
 if TYPE_CHECKING:  # the profiler imports torch; keep `seqbench --help` fast
-    from harness.profile.sweep import SweepPlan
+    from seqbench.harness.profile.sweep import SweepPlan
 
 DEFAULT_OUT = "results/profile"
 
@@ -31,7 +31,7 @@ def resolve_device(device: str) -> str:
 
 
 def default_memory_gb() -> float | None:
-    from harness.profile.memory import available_memory_bytes
+    from seqbench.harness.profile.memory import available_memory_bytes
 
     available = available_memory_bytes()
     return None if available is None else round(available / 2**30 / 2, 1)
@@ -153,9 +153,9 @@ def command(**opts: Any) -> None:  # fmt: skip
     prefill and decode latency, decode state bytes, counted FLOPs/bytes up to 1M tokens, and
     log-log scaling exponents with 95% intervals. Writes one record per point to OUT/runs/.
     """
-    from harness.profile.progress import Progress
-    from harness.profile.summary import summary
-    from harness.profile.sweep import plan_specs, run_sweep, write_fits
+    from seqbench.harness.profile.progress import Progress
+    from seqbench.harness.profile.summary import summary
+    from seqbench.harness.profile.sweep import plan_specs, run_sweep, write_fits
 
     plan = build_plan(opts)
     total = sum(len(specs) for specs in plan_specs(plan).values())
@@ -168,8 +168,8 @@ def command(**opts: Any) -> None:  # fmt: skip
 
 
 def build_plan(opts: dict[str, Any]) -> SweepPlan:
-    from harness.profile.points import MODES, PointOptions
-    from harness.profile.sweep import (
+    from seqbench.harness.profile.points import MODES, PointOptions
+    from seqbench.harness.profile.sweep import (
         DEFAULT_CONTEXTS,
         DEFAULT_COUNTED_LENS,
         DEFAULT_SEQ_LENS,

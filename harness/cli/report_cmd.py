@@ -17,8 +17,8 @@ def command(folder: Path) -> None:
     and DIR/runs.csv (plus DIR/profile.csv when there are profile records). Safe to rerun at
     any time: everything is rebuilt from the records alone.
     """
-    from harness.report.build import write_report
-    from harness.report.data import load
+    from seqbench.harness.report.build import write_report
+    from seqbench.harness.report.data import load
 
     data = load(folder)  # a missing or empty folder is a one-line error before anything else
     if sys.stderr.isatty():

@@ -16,8 +16,8 @@ from typing import Any
 
 import click
 
-from harness.cli.options import parse_pairs
 from seqbench.errors import UserError
+from seqbench.harness.cli.options import parse_pairs
 from seqbench.registry import did_you_mean
 
 # Flags of the ad-hoc grid -> RunSpec field (repeatable ones are axes).
@@ -67,8 +67,8 @@ ADHOC_FIELDS = {
 @click.pass_context
 def command(ctx: click.Context, **opts: Any) -> None:
     """Train and evaluate a suite or an ad-hoc grid; one JSON record per run in OUT/runs/."""
-    from harness.launchers import get_launcher
-    from harness.sweep import plan, run_sweep
+    from seqbench.harness.launchers import get_launcher
+    from seqbench.harness.sweep import plan, run_sweep
 
     name, specs = gather_specs(opts, ctx.args)
     if opts["device"]:
@@ -88,7 +88,7 @@ def command(ctx: click.Context, **opts: Any) -> None:
 
 def gather_specs(opts: dict[str, Any], extra: list[str]) -> tuple[str, list]:
     """(name for the default output folder, specs) from the suite, file or ad-hoc flags."""
-    from harness.suites import expand, load_builtin, load_file
+    from seqbench.harness.suites import expand, load_builtin, load_file
 
     adhoc = [f"--{k.replace('_', '-')}" for k in ADHOC_FIELDS if opts[k]]
     adhoc += ["--set"] * bool(opts["sets"]) + ["--knob"] * bool(opts["knobs"])
@@ -117,10 +117,10 @@ def gather_specs(opts: dict[str, Any], extra: list[str]) -> tuple[str, list]:
 
 def parse_knob_flags(args: list[str], tasks: list[str]) -> dict[str, Any]:
     """`--num-pairs 8` / `--num_pairs=8` -> {"num_pairs": 8}, typed by the task's field
-    (`tasks.knobs`, as `seqbench sample` reads them); every task given must have the knob.
+    (`seqbench.tasks.knobs`, as `seqbench sample` reads them); every task given must have the knob.
     A word that is no knob of any task gets a hint over run options and knobs alike."""
-    from tasks import TASKS
-    from tasks.knobs import parse_knob_args
+    from seqbench.tasks import TASKS
+    from seqbench.tasks.knobs import parse_knob_args
 
     classes = {task: TASKS.get(task) for task in tasks}
     known = sorted({f.name for cls in classes.values() for f in dataclasses.fields(cls)})
@@ -145,8 +145,8 @@ def unknown_option_message(name: str, tasks: list[str], knobs: list[str]) -> str
 
 
 def print_summary(out: Path, run_ids: list[str], skipped: int) -> None:
-    from harness.store import load_records
-    from harness.summary import summary_table
+    from seqbench.harness.store import load_records
+    from seqbench.harness.summary import summary_table
 
     frame = load_records(out)
     frame = frame[frame["run_id"].isin(run_ids)]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from tasks.base import Task
+    from seqbench.tasks.base import Task
 
 WIDTH = 100  # characters per printed line
 
@@ -35,9 +35,9 @@ def command(
     ctx: click.Context, task: str, seed: int, count: int, variant: str | None, as_json: bool
 ) -> None:
     """Show examples of TASK; knobs go after it as --name value (see `seqbench list tasks`)."""
-    from tasks import TASKS, make_task
-    from tasks.base import variant_knobs
-    from tasks.knobs import parse_knob_args
+    from seqbench.tasks import TASKS, make_task
+    from seqbench.tasks.base import variant_knobs
+    from seqbench.tasks.knobs import parse_knob_args
 
     cls = TASKS.get(task)
     knobs = parse_knob_args(task, cls, list(ctx.args))
@@ -71,7 +71,7 @@ def header(task: Task, seed: int) -> str:
 
 def format_example(index: int, inputs: list[int], targets: list[int], task: Task) -> str:
     """Aligned columns: inputs over targets, wrapped to WIDTH characters."""
-    from tasks.base import IGNORE_INDEX
+    from seqbench.tasks.base import IGNORE_INDEX
 
     names = task.token_names()
     shown_in = [names.get(tok, str(tok)) for tok in inputs]

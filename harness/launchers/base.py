@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.records import make_record
+from seqbench.harness.records import make_record
 
 
 @dataclass(frozen=True)

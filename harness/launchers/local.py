@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from harness.launchers.base import Job, Launcher, OnStart, failed_record
+from seqbench.harness.launchers.base import Job, Launcher, OnStart, failed_record
 
 
 @dataclass
@@ -119,7 +119,7 @@ def worker_main(conn: Connection, threads: int) -> None:
     """Receive specs as JSON, send records as JSON; an empty message means stop."""
     _die_with_parent()
     torch.set_num_threads(threads)
-    from harness.runner import execute
+    from seqbench.harness.runner import execute
 
     try:
         while True:

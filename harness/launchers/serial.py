@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from harness.launchers.base import Job, Launcher, OnStart
-from harness.runner import execute
+from seqbench.harness.launchers.base import Job, Launcher, OnStart
+from seqbench.harness.runner import execute
 
 
 class SerialLauncher(Launcher):

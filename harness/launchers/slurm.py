@@ -1,6 +1,6 @@
 """Runs as a Slurm job array through submitit, `--workers N` of them at once (default: all).
 
-Why submitit: it pickles a call of `harness.runner.execute` on each spec, writes the sbatch
+Why submitit: it pickles a call of `seqbench.harness.runner.execute` on each spec, writes the sbatch
 script, submits a whole sweep as one array (one sbatch call, not hundreds) and brings back
 each record or the job's error. The same code runs on submitit's `local` executor (one
 subprocess per job on this machine) and its in-process `debug` executor, which is how this
@@ -31,9 +31,9 @@ from typing import Any
 
 import torch
 
-from harness.launchers.base import Job, Launcher, OnStart, failed_record
-from harness.profile.outcome import one_line
 from seqbench.errors import UserError
+from seqbench.harness.launchers.base import Job, Launcher, OnStart, failed_record
+from seqbench.harness.profile.outcome import one_line
 
 CLUSTERS = ("slurm", "local", "debug")
 POLL_S = {"slurm": 5.0, "local": 0.2, "debug": 0.0}  # debug runs a job when it is collected
@@ -232,7 +232,7 @@ def _run_job(spec: dict[str, Any], threads: int | None) -> dict[str, Any]:
         affinity = getattr(os, "sched_getaffinity", None)
         threads = len(affinity(0)) if affinity else (os.cpu_count() or 1)
     torch.set_num_threads(threads)
-    from harness.runner import execute
+    from seqbench.harness.runner import execute
 
     return execute(spec)
 

@@ -3,7 +3,7 @@
 The state is built by the model's own `prefill` over `context` random tokens (fast for every
 family: attention keeps its keys and values, recurrent mixers run their scan), then
 single-token `step`s are timed one by one. The state bytes are read from the actual state
-tensors right after prefill (`architectures.contract.state_bytes`): KV cache for attention,
+tensors right after prefill (`seqbench.architectures.contract.state_bytes`): KV cache for attention,
 which grows with the context; a fixed-size state for SSMs and LRU.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from architectures.contract import state_bytes
-from harness.profile.points import build_model, random_tokens
-from harness.profile.timing import summarise, timed_call
+from seqbench.architectures.contract import state_bytes
+from seqbench.harness.profile.points import build_model, random_tokens
+from seqbench.harness.profile.timing import summarise, timed_call
 
 DECODE_WARMUP_STEPS = 2
 PREFILL_WARMUP_TOKENS = 32

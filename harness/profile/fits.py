@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from harness.profile.points import LENGTH_FIELD, series_key, series_spec, x_value
-from harness.profile.scaling import fit_loglog, long_range
-from harness.records import spec_hash
+from seqbench.harness.profile.points import LENGTH_FIELD, series_key, series_spec, x_value
+from seqbench.harness.profile.scaling import fit_loglog, long_range
+from seqbench.harness.records import spec_hash
 
 QUANTITIES = {
     "train": (

@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.profile.fits import metric
-from harness.profile.points import LENGTH_FIELD
+from seqbench.harness.profile.fits import metric
+from seqbench.harness.profile.points import LENGTH_FIELD
 
 POINT_METRICS = {
     "step_s": "step_s",

@@ -34,11 +34,11 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from architectures.contract import state_bytes
-from harness.profile.memory import SavedTensorBytes
-from harness.profile.outcome import one_line
-from harness.profile.points import COUNTED_METHOD, build_model, random_tokens
-from harness.profile.train_step import flop_count_step, flop_metrics
+from seqbench.architectures.contract import state_bytes
+from seqbench.harness.profile.memory import SavedTensorBytes
+from seqbench.harness.profile.outcome import one_line
+from seqbench.harness.profile.points import COUNTED_METHOD, build_model, random_tokens
+from seqbench.harness.profile.train_step import flop_count_step, flop_metrics
 
 _SDPA_PARAMS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale")
 

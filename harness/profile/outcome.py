@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.profile.points import point_id
+from seqbench.harness.profile.points import point_id
 
 
 def one_line(exc: BaseException) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from harness.records import spec_hash
+from seqbench.harness.records import spec_hash
 
 MODES = ("train", "decode", "counted")
 LENGTH_FIELD = {"train": "seq_len", "decode": "context", "counted": "seq_len"}
@@ -39,7 +39,7 @@ def make_spec(
     mode: str, arch: str, overrides: dict[str, Any], length: int, options: PointOptions
 ) -> dict[str, Any]:
     """The canonical spec of a point; `overrides` are flat preset overrides (d_model=…)."""
-    from architectures import build_config
+    from seqbench.architectures import build_config
 
     config = build_config(arch, vocab_size=options.vocab_size, overrides=overrides)
     attention = config.mixer_kwargs.get("attention", {})
@@ -104,7 +104,7 @@ def series_key(spec: dict[str, Any], x: str | None = None) -> str:
 
 def build_model(spec: dict[str, Any], device: torch.device | str) -> torch.nn.Module:
     """The point's model, seeded, on `device` (meta: shapes only, nothing allocated)."""
-    from architectures import LanguageModel, build_config
+    from seqbench.architectures import LanguageModel, build_config
 
     config = build_config(spec["arch"], vocab_size=spec["vocab_size"], overrides=spec["overrides"])
     torch.manual_seed(spec["seed"])

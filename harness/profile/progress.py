@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from harness.profile.points import LENGTH_FIELD
+from seqbench.harness.profile.points import LENGTH_FIELD
 
 SHORT_LENGTH = {"seq_len": "L", "context": "ctx"}
 

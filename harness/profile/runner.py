@@ -24,8 +24,8 @@ from functools import lru_cache
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from harness.profile.outcome import failure, skipped
-from harness.profile.points import LENGTH_FIELD, point_id, point_length, series_key
+from seqbench.harness.profile.outcome import failure, skipped
+from seqbench.harness.profile.points import LENGTH_FIELD, point_id, point_length, series_key
 
 PREDICTION_MARGIN = 1.25  # skip only when the linear prediction is clearly over budget
 
@@ -51,7 +51,7 @@ class Job:
 @lru_cache(maxsize=1)
 def worker_context() -> BaseContext:
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["harness.profile.worker"])
+    ctx.set_forkserver_preload(["seqbench.harness.profile.worker"])
     return ctx
 
 
@@ -59,7 +59,7 @@ class Worker:
     """One forked worker process and its pipe."""
 
     def __init__(self) -> None:
-        from harness.profile.worker import child_main
+        from seqbench.harness.profile.worker import child_main
 
         ctx = worker_context()
         self.conn, child_conn = ctx.Pipe()

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.profile.fits import fit_id, fit_records
-from harness.profile.points import MODES, PointOptions, make_spec, point_length, series_key
-from harness.profile.runner import Job, run_jobs
-from harness.records import is_done, iter_records, make_record, write_record
 from seqbench.errors import UserError
+from seqbench.harness.profile.fits import fit_id, fit_records
+from seqbench.harness.profile.points import MODES, PointOptions, make_spec, point_length, series_key
+from seqbench.harness.profile.runner import Job, run_jobs
+from seqbench.harness.records import is_done, iter_records, make_record, write_record
 
 DEFAULT_SEQ_LENS = (256, 512, 1024, 2048, 4096, 8192)
 DEFAULT_CONTEXTS = (256, 1024, 4096, 16384)
@@ -55,7 +55,7 @@ def variants(plan: SweepPlan) -> list[tuple[str, dict[str, Any], bool]]:
     Attention's impl applies only to presets with an attention layer; decode runs only for the
     first impl listed (the decode step and its state do not depend on it, prefill barely does).
     """
-    from architectures import build_config
+    from seqbench.architectures import build_config
 
     if "d_model" in plan.sets and plan.d_models:
         raise UserError("give the width with --d-model or --set d_model=…, not both")

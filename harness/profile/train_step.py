@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness.profile.flops import flop_counter, flops_by_op
-from harness.profile.memory import CudaPeakWindow, RssWindow, SavedTensorBytes
-from harness.profile.points import build_model, random_tokens
-from harness.profile.timing import repeat_times, repeats_within, summarise, timed_call
+from seqbench.harness.profile.flops import flop_counter, flops_by_op
+from seqbench.harness.profile.memory import CudaPeakWindow, RssWindow, SavedTensorBytes
+from seqbench.harness.profile.points import build_model, random_tokens
+from seqbench.harness.profile.timing import repeat_times, repeats_within, summarise, timed_call
 
 
 def step_loss(model: nn.Module, inputs: Tensor) -> Tensor:

@@ -10,7 +10,8 @@ Workers are forked from a forkserver that has imported torch and the architectur
 A job is {"spec", "budget_s", "max_memory_bytes"}; a result is {"run_id", "status", "reason",
 "metrics", "timings"}. Jobs arrive one at a time, so the parent decides what runs next.
 
-For debugging, `python -m harness.profile.worker < jobs.json` runs a JSON list of jobs in this
+For debugging, `python -m seqbench.harness.profile.worker < jobs.json` runs a JSON list of jobs
+in this
 process and prints one JSON result per line.
 """
 
@@ -33,13 +34,17 @@ import torch
 # puts it in the forkserver once instead of costing every fresh worker seconds.
 import torch._dynamo
 
-import architectures  # noqa: F401  (registers every preset before the fork)
-from harness.profile.decode import measure_decode
-from harness.profile.memory import is_oom_error, lift_address_space_limit, limit_address_space
-from harness.profile.meta import count_on_meta
-from harness.profile.outcome import one_line
-from harness.profile.points import point_id
-from harness.profile.train_step import measure_train
+from seqbench import architectures  # noqa: F401  (registers every preset before the fork)
+from seqbench.harness.profile.decode import measure_decode
+from seqbench.harness.profile.memory import (
+    is_oom_error,
+    lift_address_space_limit,
+    limit_address_space,
+)
+from seqbench.harness.profile.meta import count_on_meta
+from seqbench.harness.profile.outcome import one_line
+from seqbench.harness.profile.points import point_id
+from seqbench.harness.profile.train_step import measure_train
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3

@@ -15,18 +15,18 @@ from typing import Any
 
 import pandas as pd
 
-from harness.atomic import atomic_write_text
-from harness.report import html, markdown, plotting
-from harness.report.data import ReportData, load
-from harness.report.document import Document, Paragraph
-from harness.report.leaderboard import leaderboard_section
-from harness.report.sections import (
+from seqbench.harness.atomic import atomic_write_text
+from seqbench.harness.report import html, markdown, plotting
+from seqbench.harness.report.data import ReportData, load
+from seqbench.harness.report.document import Document, Paragraph
+from seqbench.harness.report.leaderboard import leaderboard_section
+from seqbench.harness.report.sections import (
     claims_section,
     efficiency_section,
     failures_section,
     quality_section,
 )
-from harness.report.setup import setup_section
+from seqbench.harness.report.setup import setup_section
 
 
 @dataclass

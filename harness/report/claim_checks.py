@@ -1,7 +1,7 @@
-"""The individual claim checks (rules and thresholds: harness.report.claims).
+"""The individual claim checks (rules and thresholds: seqbench.harness.report.claims).
 
 Each check takes the report's frames and returns one Claim; "not measured" says which records
-would be needed. Profile frames have one row per point (harness.report.data.profile_frame).
+would be needed. Profile frames have one row per point (seqbench.harness.report.data.profile_frame).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from itertools import product
 
 import pandas as pd
 
-from harness.profile.scaling import LogLogFit, fit_loglog
-from harness.report import fmt
-from harness.report.claims import (
+from seqbench.harness.profile.scaling import LogLogFit, fit_loglog
+from seqbench.harness.report import fmt
+from seqbench.harness.report.claims import (
     CONTRADICTED,
     NOT_MEASURED,
     SUPPORTED,
@@ -22,9 +22,9 @@ from harness.report.claims import (
     Claim,
     judge,
 )
-from harness.report.data import ReportData
-from harness.report.stats import MeanCI, long_fit, mean_ci, slope_text
-from harness.store import group_columns
+from seqbench.harness.report.data import ReportData
+from seqbench.harness.report.stats import MeanCI, long_fit, mean_ci, slope_text
+from seqbench.harness.store import group_columns
 
 T = THRESHOLDS
 LINEAR_FAMILIES = ("ssm", "linear-recurrence")

@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.profile.frame import point_row
-from harness.records import canonical_json
-from harness.report.data import is_point, load_folder, spec_label
-from harness.store import flatten
+from seqbench.harness.profile.frame import point_row
+from seqbench.harness.records import canonical_json
+from seqbench.harness.report.data import is_point, load_folder, spec_label
+from seqbench.harness.store import flatten
 
 IGNORED_FIELDS = ("out", "out_dir", "output", "output_dir")
 RUN_PRIMARY = ("test_accuracy", "test_exact_match", "val_accuracy", "test_accuracy@")

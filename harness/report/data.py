@@ -1,6 +1,6 @@
 """Everything the report reads, loaded once from a folder of records.
 
-Run records become the harness's DataFrame (`harness.store`, one row per run) and the best
+Run records become the harness's DataFrame (`seqbench.harness.store`, one row per run) and the best
 learning rate per configuration is picked there, on validation. Profile records become a
 second frame here, one row per measured point, with the few fields the efficiency figures
 and claims need pulled out of the spec (mode, length, attention impl, heads, experts).
@@ -17,11 +17,11 @@ from typing import Any
 
 import pandas as pd
 
-from harness.profile.frame import POINT_METRICS, point_row
-from harness.profile.points import LENGTH_FIELD
-from harness.records import canonical_json, iter_records, runs_dir
-from harness.store import length_table, records_frame, select_best_lr
 from seqbench.errors import UserError
+from seqbench.harness.profile.frame import POINT_METRICS, point_row
+from seqbench.harness.profile.points import LENGTH_FIELD
+from seqbench.harness.records import canonical_json, iter_records, runs_dir
+from seqbench.harness.store import length_table, records_frame, select_best_lr
 
 
 @dataclass
@@ -127,7 +127,7 @@ def mixer_family(name: str) -> str | None:
     if name in IN_TREE_FAMILIES:
         return IN_TREE_FAMILIES[name]
     try:
-        from architectures import MIXERS
+        from seqbench.architectures import MIXERS
 
         return MIXERS.meta(name).get("family")
     except Exception:  # unknown name, or a plugin that fails to import
@@ -154,7 +154,7 @@ def is_point(record: dict[str, Any]) -> bool:
 
 
 def profile_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per profile point: the profiler's own columns (`harness.profile.frame`) plus
+    """One row per profile point: the profiler's own columns (`seqbench.harness.profile.frame`) plus
     what the report adds (model family, heads, experts, FLOPs per step, decode tokens/s, a
     series label)."""
     rows = []

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.report import plotting
-from harness.report.document import Block, Skipped
-from harness.report.stats import long_fit, slope_text
+from seqbench.harness.report import plotting
+from seqbench.harness.report.document import Block, Skipped
+from seqbench.harness.report.stats import long_fit, slope_text
 
 MEMORY_LABELS = {
     "saved_activations": "activations saved for backward",

@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import seaborn as sns
 
-from harness.report import fmt, plotting
-from harness.report.document import Block, Skipped
-from harness.report.stats import ci_band
+from seqbench.harness.report import fmt, plotting
+from seqbench.harness.report.document import Block, Skipped
+from seqbench.harness.report.stats import ci_band
 
 AXES = {"seq_len": "training length", "d_model": "width (d_model)"}
 

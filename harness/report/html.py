@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from harness.report.document import (
+from seqbench.harness.report.document import (
     Block,
     Bullets,
     Document,

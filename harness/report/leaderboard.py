@@ -1,7 +1,8 @@
 """Leaderboard per task: test scores over seeds with 95% t-intervals, at the validation-picked lr.
 
 One row per configuration (architecture plus whatever else varies within the task: length,
-width, knobs...). The learning rate of each row was chosen by `harness.store.select_best_lr`
+width, knobs...). The learning rate of each row was chosen by
+`seqbench.harness.store.select_best_lr`
 on mean validation accuracy; test numbers never take part in that choice.
 """
 
@@ -9,11 +10,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.report import fmt
-from harness.report.data import ReportData
-from harness.report.document import Paragraph, Section, Table
-from harness.report.stats import mean_ci
-from harness.store import group_columns
+from seqbench.harness.report import fmt
+from seqbench.harness.report.data import ReportData
+from seqbench.harness.report.document import Paragraph, Section, Table
+from seqbench.harness.report.stats import mean_ci
+from seqbench.harness.store import group_columns
 
 N1_POLICY = (
     "Intervals are two-sided 95% Student-t intervals over seeds (mean ± t·s/√n). A configuration "

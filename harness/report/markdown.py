@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.report.document import (
+from seqbench.harness.report.document import (
     Block,
     Bullets,
     Document,

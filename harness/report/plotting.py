@@ -18,7 +18,7 @@ import seaborn as sns
 from matplotlib import ticker
 from matplotlib.figure import Figure as MplFigure
 
-from harness.report.document import Figure
+from seqbench.harness.report.document import Figure
 
 DPI = 110
 MAX_TICKS = 6

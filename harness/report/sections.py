@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.report.claim_checks import all_claims
-from harness.report.claims import THRESHOLDS
-from harness.report.data import ReportData, spec_label
-from harness.report.document import Bullets, Paragraph, Section, Table
-from harness.report.figures_efficiency import efficiency_figures
-from harness.report.figures_quality import quality_figures
+from seqbench.harness.report.claim_checks import all_claims
+from seqbench.harness.report.claims import THRESHOLDS
+from seqbench.harness.report.data import ReportData, spec_label
+from seqbench.harness.report.document import Bullets, Paragraph, Section, Table
+from seqbench.harness.report.figures_efficiency import efficiency_figures
+from seqbench.harness.report.figures_quality import quality_figures
 
 REASON_LIMIT = 300
 

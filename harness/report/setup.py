@@ -11,10 +11,10 @@ from typing import Any
 
 import pandas as pd
 
-from harness.records import STATUSES
-from harness.report import fmt
-from harness.report.data import ReportData, is_point
-from harness.report.document import Paragraph, Section, Table
+from seqbench.harness.records import STATUSES
+from seqbench.harness.report import fmt
+from seqbench.harness.report.data import ReportData, is_point
+from seqbench.harness.report.document import Paragraph, Section, Table
 
 ENVIRONMENT_FIELDS = (
     ("device", "device"),

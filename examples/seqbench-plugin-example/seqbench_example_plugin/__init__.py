@@ -6,8 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from architectures.presets import register_preset
-from architectures.registry import MIXERS
+from seqbench.api import MIXERS, register_preset
 
 
 @MIXERS.register("causal_conv", family="convolution")
