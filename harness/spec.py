@@ -54,10 +54,14 @@ class RunSpec:
     schedule: str = "cosine"  # decay after warm-up, to 0 at `steps`
     weight_decay: float = 0.1  # on matrices only; see seqbench.harness.train.no_decay
     grad_clip: float = 1.0  # max global gradient norm (0 disables)
-    early_stop: bool = True  # stop once validation accuracy reaches 100%
+    early_stop: bool = True  # stop once solved: validation accuracy >= 0.99 (harness.protocol)
     eval_every: int = 100  # steps between validation checks
     val_examples: int = 256
     test_examples: int = 512
+    long_test_examples: int | None = None  # test sequences at the eval_lengths; None: as test
+    # Longest test length for a model whose decode state grows with the context (attention's
+    # KV cache); longer ones are recorded `oom` without running. None: no cap.
+    attention_eval_cap: int | None = 4096
     seed: int = 0
     device: str = "auto"
     dtype: str = "auto"
@@ -89,6 +93,8 @@ class RunSpec:
         positive = {"seq_len": self.seq_len, "steps": self.steps, "batch_size": self.batch_size}
         positive |= {"eval_every": self.eval_every, "val_examples": self.val_examples}
         positive |= {"test_examples": self.test_examples}
+        positive |= {"long_test_examples": self.long_test_examples}
+        positive |= {"attention_eval_cap": self.attention_eval_cap}
         positive |= {"d_model": self.d_model, "n_layers": self.n_layers}
         for name, value in positive.items():
             if value is not None and value <= 0:
@@ -165,11 +171,13 @@ _INT_FIELDS = {
     "eval_every",
     "val_examples",
     "test_examples",
+    "long_test_examples",
+    "attention_eval_cap",
     "seed",
 }
 _FLOAT_FIELDS = {"lr", "weight_decay", "grad_clip"}
 _STR_FIELDS = {"arch", "task", "optimizer", "schedule", "device", "dtype"}
-_NULLABLE = {"d_model", "n_layers", "warmup"}
+_NULLABLE = {"d_model", "n_layers", "warmup", "long_test_examples", "attention_eval_cap"}
 
 
 def _coerce(key: str, value: Any, where: str) -> Any:
