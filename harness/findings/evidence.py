@@ -27,6 +27,11 @@ class Config:
     arch: str
     rows: pd.DataFrame  # the runs (any status)
     records: dict[str, dict[str, Any]]  # run_id -> record
+    label: str = ""  # the architecture with its overrides, e.g. "mamba[mamba.d_state=4]"
+
+    @property
+    def name(self) -> str:
+        return self.label or self.arch
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -95,6 +100,22 @@ class Config:
             values.append(float(hit["tokens"]) if hit else math.inf)
         return statistics.median(values) if values else math.nan
 
+    def split(self, column: str) -> list[tuple[Any, Config]]:
+        """One configuration per value of `column` (e.g. the training length), in order."""
+        return [
+            (value, Config(self.arch, rows, self.records, self.label))
+            for value, rows in self.rows.groupby(column, sort=True)
+        ]
+
+    def model_value(self, mixer: str, key: str) -> Any:
+        """A mixer hyper-parameter of the recorded model (e.g. mamba's d_state), or None."""
+        for run_id in self.rows["run_id"]:
+            model = (self.records[run_id].get("metrics") or {}).get("model") or {}
+            value = ((model.get("mixer_kwargs") or {}).get(mixer) or {}).get(key)
+            if value is not None:
+                return value
+        return None
+
     def active_params(self) -> float | None:
         values = self.rows["params_active"].dropna()
         return float(values.iloc[0]) if len(values) else None
@@ -102,7 +123,7 @@ class Config:
 
 def describe(configs: Iterable[Config], length: int | None = None) -> str:
     """ "mha 0.99 [0.98, 1.00]; lru 0.21 [0.18, 0.25]" at `length`."""
-    return "; ".join(f"{c.arch} {c.accuracy(length).format()}" for c in configs)
+    return "; ".join(f"{c.name} {c.accuracy(length).format()}" for c in configs)
 
 
 def budget_text(configs: Iterable[Config]) -> str:
