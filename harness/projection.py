@@ -4,7 +4,8 @@ How the projection is made (it is a projection, not a measurement of the suite):
 - every distinct model × batch shape of the suite (architecture, overrides, width, depth,
   vocabulary, training length, batch size) is built here and timed for `TIMED_STEPS` training
   steps after one warm-up step, on the device and threads this process has; the median step
-  time stands for all its runs;
+  time stands for all its runs (a batch over `TIMED_TOKENS` tokens is timed on fewer
+  sequences and scaled linearly, so planning a GPU suite on a CPU stays quick);
 - a run costs its full step budget (early stopping only shortens it, so the projection is an
   upper bound on training), plus validation and test forwards at one third of a step's cost
   per token (a forward is about a third of forward + backward), scaled by length ÷ training
@@ -34,6 +35,7 @@ from seqbench.harness.train import build_optimizer
 
 TIMED_STEPS = 3
 FORWARD_SHARE = 1.0 / 3.0
+TIMED_TOKENS = 8192  # larger batches are timed on fewer sequences and scaled linearly
 
 
 @dataclass
@@ -79,9 +81,10 @@ def step_seconds(prepared: Prepared) -> float:
     torch.manual_seed(0)
     model = LanguageModel(prepared.config).to(device)
     optimizer = build_optimizer(model, spec)
+    rows = max(1, min(spec.batch_size, TIMED_TOKENS // spec.seq_len))
     times = []
     for step in range(TIMED_STEPS + 1):
-        batch = prepared.task.split_batch(spec.batch_size, spec.seed, "train", step).to(device)
+        batch = prepared.task.split_batch(rows, spec.seed, "train", step).to(device)
         start = time.perf_counter()
         logits = model(batch.inputs, positions=batch.scored)  # (N, V)
         loss = F.cross_entropy(logits.float(), batch.targets[batch.scored]) + model.aux_loss()
@@ -91,7 +94,7 @@ def step_seconds(prepared: Prepared) -> float:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+    return statistics.median(times[1:]) * spec.batch_size / rows
 
 
 def timing_device(device: str) -> str:

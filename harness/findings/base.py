@@ -61,13 +61,33 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class TaskSelector:
+    """Which tasks test a finding: those whose recorded tags include every one of `tags` and
+    none of `exclude` (tags come from the task classes, so a new task with the right tags is
+    picked up without editing the finding). `names` serve records that predate task tags."""
+
+    tags: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+
+    def matches(self, task: str, tags: tuple[str, ...] | None) -> bool:
+        if not tags:
+            return task in self.names
+        return all(t in tags for t in self.tags) and not any(t in tags for t in self.exclude)
+
+    def describe(self) -> str:
+        text = "tasks tagged " + " + ".join(self.tags)
+        return text + (f", not {' / '.join(self.exclude)}" if self.exclude else "")
+
+
+@dataclass(frozen=True)
 class Finding:
     """One published finding as a checkable claim (see module docstring)."""
 
     name: str
     citation: str
     statement: str
-    tasks: tuple[str, ...]  # the task tags its runs carry
+    tasks: TaskSelector  # the tasks it is judged on
     grid: str  # the grid that tests it, in words (the suites hold it as runs)
     expected: str  # the expected ordering
     rule: str  # how intervals become a verdict

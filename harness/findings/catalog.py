@@ -17,10 +17,22 @@ from seqbench.harness.findings.base import (
     SUPPORTED,
     Finding,
     Outcome,
+    TaskSelector,
 )
 from seqbench.harness.findings.evidence import Config, describe
 from seqbench.harness.findings.rules import above, at_least, below, close, combine, gate
 from seqbench.harness.findings.select import Evidence, Setting
+
+# Task selections by the tags task classes declare (`seqbench list tasks`).
+RECALL = TaskSelector(
+    ("recall",), ("extrapolation", "retrieval", "copying"), ("mqar", "fuzzy_recall", "noisy_recall")
+)
+SELECTIVE_COPY = TaskSelector(("copying", "selective"), (), ("selective_copy",))
+EXTRAPOLATION = TaskSelector(("extrapolation",), (), ("induction",))
+COPYING = TaskSelector(("copying",), ("selective",), ("copy", "lookup"))
+STATE_TRACKING = TaskSelector(("state-tracking",), ("memory",), ("parity", "modular"))
+RETRIEVAL = TaskSelector(("retrieval",), (), ("niah",))
+MEMORIZATION = TaskSelector(("memorization",), (), ("memorization",))
 
 ATTENTION = "mha"
 # Fixed-size-state sequence mixers (Zoology's "gated convolutions and recurrences" side).
@@ -52,7 +64,7 @@ def judged(setting: Setting, configs: list[Config], parts: list[str], observed: 
 # -- 1. Zoology --
 def judge_zoology(evidence: Evidence) -> list[Outcome]:
     outcomes = []
-    for setting in evidence.settings(("mqar",)):
+    for setting in evidence.settings(RECALL):
         attention, others = setting.plain(ATTENTION), setting.get(*FIXED_STATE)
         if attention is None or not others:
             outcomes.append(missing(setting, ATTENTION, "a fixed-state model"))
@@ -67,7 +79,7 @@ def judge_zoology(evidence: Evidence) -> list[Outcome]:
 
 def judge_state_size(evidence: Evidence) -> list[Outcome]:
     outcomes = []
-    for setting in evidence.settings(("mqar",)):
+    for setting in evidence.settings(RECALL):
         sized = [
             (c.model_value("mamba", "d_state"), c)
             for c in setting.variants("mamba")
@@ -93,7 +105,7 @@ def judge_state_size(evidence: Evidence) -> list[Outcome]:
 # -- 2. Mamba selective copying --
 def judge_selective_copy(evidence: Evidence) -> list[Outcome]:
     outcomes = []
-    for setting in evidence.settings(("selective_copy",)):
+    for setting in evidence.settings(SELECTIVE_COPY):
         mamba, lru = setting.plain("mamba"), setting.plain("lru")
         if mamba is None or lru is None:
             outcomes.append(missing(setting, "mamba", "lru"))
@@ -106,7 +118,7 @@ def judge_selective_copy(evidence: Evidence) -> list[Outcome]:
 # -- 3. Mamba induction extrapolation --
 def judge_induction(evidence: Evidence) -> list[Outcome]:
     outcomes = []
-    for setting in evidence.settings(("induction",)):
+    for setting in evidence.settings(EXTRAPOLATION):
         mamba, attention = setting.plain("mamba"), setting.plain(ATTENTION)
         if mamba is None or attention is None:
             outcomes.append(missing(setting, "mamba", ATTENTION))
@@ -144,7 +156,7 @@ def judge_induction(evidence: Evidence) -> list[Outcome]:
 # -- 4. Jelassi et al.: copying --
 def judge_copy(evidence: Evidence) -> list[Outcome]:
     outcomes = []
-    for setting in evidence.settings(("copy",)):
+    for setting in evidence.settings(COPYING):
         attention, others = setting.plain(ATTENTION), setting.get(*FIXED_STATE)
         if attention is None or not others:
             outcomes.append(missing(setting, ATTENTION, "a fixed-state model"))
@@ -174,7 +186,7 @@ def _tokens(value: float) -> str:
 # -- 5. Grazzi et al. / Mamba-3: state tracking --
 def judge_state_tracking(evidence: Evidence) -> list[Outcome]:
     outcomes = []
-    for setting in evidence.settings(("parity", "modular")):
+    for setting in evidence.settings(STATE_TRACKING):
         signed, positive = setting.get(*SIGNED_TRANSITION), setting.get(*POSITIVE_DECAY)
         observed = describe([*signed, *positive])
         if not signed or not positive:
@@ -193,7 +205,7 @@ def judge_state_tracking(evidence: Evidence) -> list[Outcome]:
 # -- 6. GQA --
 def judge_gqa(evidence: Evidence) -> list[Outcome]:
     outcomes = []
-    for setting in evidence.settings(("mqar",)):
+    for setting in evidence.settings(RECALL):
         mha, gqa = setting.plain(ATTENTION), setting.plain("gqa")
         if mha is None or gqa is None:
             outcomes.append(missing(setting, ATTENTION, "gqa"))
@@ -210,7 +222,7 @@ def judge_gqa(evidence: Evidence) -> list[Outcome]:
 # -- 7. Needle in a haystack --
 def judge_niah(evidence: Evidence) -> list[Outcome]:
     outcomes = []
-    for setting in evidence.settings(("niah",), across=("seq_len",)):
+    for setting in evidence.settings(RETRIEVAL, across=("seq_len",)):
         attention, others = setting.plain(ATTENTION), setting.get(*FIXED_STATE)
         if attention is None or not others:
             outcomes.append(missing(setting, ATTENTION, "a fixed-state model"))
@@ -241,7 +253,7 @@ def per_length(configs: list[tuple[int, Config]]) -> str:
 # -- 8. MoE memorization --
 def judge_moe(evidence: Evidence) -> list[Outcome]:
     outcomes = []
-    for setting in evidence.settings(("memorization",)):
+    for setting in evidence.settings(MEMORIZATION):
         moe, dense = setting.plain("mha-moe"), setting.plain(ATTENTION)
         if moe is None or dense is None:
             outcomes.append(missing(setting, "mha-moe", ATTENTION))
@@ -265,7 +277,7 @@ FINDINGS: tuple[Finding, ...] = (
         "Arora et al. 2023, Zoology (arXiv:2312.04927)",
         "On MQAR, attention solves it at d_model 64 where fixed-state recurrences do not; the "
         "gap grows with the number of pairs and the length.",
-        ("mqar",),
+        RECALL,
         "mqar at d_model 64, two or more (pairs, length, vocabulary) settings; mha vs mamba, "
         "lru (and any other fixed-state mixer run)",
         "mha ≥ 0.9, far above every fixed-state model",
@@ -277,7 +289,7 @@ FINDINGS: tuple[Finding, ...] = (
         "zoology-state-size",
         "Arora et al. 2023, Zoology (arXiv:2312.04927)",
         "A recurrence's recall improves with its state size (Mamba's d_state).",
-        ("mqar",),
+        RECALL,
         "mqar settings of zoology-mqar with mamba at two or more d_state values",
         "accuracy(largest d_state) > accuracy(smallest d_state)",
         f"per setting: largest state far above the smallest (gap ≥ {M.far}, disjoint); "
@@ -288,7 +300,7 @@ FINDINGS: tuple[Finding, ...] = (
         "mamba-selective-copy",
         "Gu & Dao 2023, Mamba, Table 1 (arXiv:2312.00752)",
         "Selective copying: the selective SSM is far above the time-invariant recurrence (LRU).",
-        ("selective_copy",),
+        SELECTIVE_COPY,
         "selective_copy at two or more (length, tokens to copy) settings; mamba vs lru",
         "mamba ≥ 0.9, far above lru",
         f"per setting: mamba's interval ≥ {M.solved} and disjoint from lru's, mean gap ≥ {M.far}",
@@ -299,7 +311,7 @@ FINDINGS: tuple[Finding, ...] = (
         "Gu & Dao 2023, Mamba, induction heads (arXiv:2312.00752)",
         "Trained at one length, Mamba stays ≥ 0.95 up to ≥ 64× that length; RoPE attention "
         "falls towards chance beyond a few times it.",
-        ("induction",),
+        EXTRAPOLATION,
         "induction trained at two lengths, tested up to 2^14 tokens (attention up to its "
         "memory cap, longer lengths recorded oom); mamba vs mha",
         f"mamba ≥ {M.extrapolates} at every length up to {M.extrapolation_ratio}×; "
@@ -314,7 +326,7 @@ FINDINGS: tuple[Finding, ...] = (
         "Jelassi et al. 2024, Repeat After Me (arXiv:2402.01032)",
         "On copying, transformers succeed and fixed-state models fail once the string exceeds "
         "their state; transformers need far fewer samples.",
-        ("copy",),
+        COPYING,
         "copy at two or more string lengths; mha vs mamba, lru",
         f"mha ≥ 0.9, far above each fixed-state model, reaching 0.9 accuracy with ≤ "
         f"1/{M.fewer_samples:g} of its training tokens",
@@ -327,7 +339,7 @@ FINDINGS: tuple[Finding, ...] = (
         "Grazzi et al. 2025, negative eigenvalues (arXiv:2411.12537); Mamba-3 (2025)",
         "Parity and modular counting are solved by recurrences whose transition can be "
         "negative or complex, not by positive-decay ones (Mamba-1/2).",
-        ("parity", "modular"),
+        STATE_TRACKING,
         "parity and modular (two moduli or lengths); mamba3 / deltanet vs mamba, mamba2",
         "signed-transition models ≥ 0.9; mamba, mamba2 < 0.9 and far below",
         f"per setting: each signed model's interval ≥ {M.solved}, each positive-decay model's "
@@ -338,7 +350,7 @@ FINDINGS: tuple[Finding, ...] = (
         "gqa-quality",
         "Ainslie et al. 2023, GQA (arXiv:2305.13245)",
         "Grouped-query attention keeps MHA's quality while dividing the KV cache by h/G.",
-        ("mqar",),
+        RECALL,
         "mqar settings of zoology-mqar; gqa (2 kv heads) vs mha (the KV-cache ratio is "
         "checked from profile records under Claims)",
         f"|mha − gqa| ≤ {M.close} where mha solves the task",
@@ -352,7 +364,7 @@ FINDINGS: tuple[Finding, ...] = (
         "Hsieh et al. 2024, RULER (arXiv:2404.06654); needle in a haystack",
         "Attention retrieves the needle at every depth; fixed-state models degrade as the "
         "context grows.",
-        ("niah",),
+        RETRIEVAL,
         "niah (random depth) at two variants, each trained at two or more lengths; mha vs "
         "mamba, lru",
         "mha ≥ 0.9 at every length; each recurrence far lower at the longest length than at "
@@ -366,7 +378,7 @@ FINDINGS: tuple[Finding, ...] = (
         "MAD (Poli et al. 2024, arXiv:2403.17844); Switch/GShard MoE",
         "At equal active parameters, an MoE memorises more than the dense model, because it "
         "has more total parameters.",
-        ("memorization",),
+        MEMORIZATION,
         "memorization at two map sizes (vocabularies); mha-moe vs mha at equal active params",
         "mha-moe far above mha",
         f"per setting: active parameters within {M.active_tolerance:.0%}, then mha-moe's "

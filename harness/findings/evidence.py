@@ -110,7 +110,10 @@ class Config:
     def model_value(self, mixer: str, key: str) -> Any:
         """A mixer hyper-parameter of the recorded model (e.g. mamba's d_state), or None."""
         for run_id in self.rows["run_id"]:
-            model = (self.records[run_id].get("metrics") or {}).get("model") or {}
+            record = self.records[run_id]
+            model = (record.get("definition") or {}).get("model") or (
+                (record.get("metrics") or {}).get("model") or {}
+            )
             value = ((model.get("mixer_kwargs") or {}).get(mixer) or {}).get(key)
             if value is not None:
                 return value

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from seqbench.harness.findings.base import TaskSelector
 from seqbench.harness.findings.evidence import Config
 from seqbench.harness.report import fmt
 
@@ -44,12 +45,21 @@ class Evidence:
     best: pd.DataFrame
     records: dict[str, dict[str, Any]]
 
-    def settings(self, tasks: Sequence[str], across: Sequence[str] = ()) -> list[Setting]:
-        """The settings of `tasks`; columns in `across` (e.g. "seq_len") stay inside one
-        setting rather than splitting it."""
+    def settings(
+        self, tasks: TaskSelector | Sequence[str], across: Sequence[str] = ()
+    ) -> list[Setting]:
+        """The settings of the selected tasks (a selector, or plain names); columns in
+        `across` (e.g. "seq_len") stay inside one setting rather than splitting it."""
         if self.best.empty:
             return []
-        frame = self.best[self.best["task"].astype(str).isin(tasks)]
+        if not isinstance(tasks, TaskSelector):
+            tasks = TaskSelector((), names=tuple(tasks))
+        tags = self.best["task_tags"] if "task_tags" in self.best else [()] * len(self.best)
+        chosen = [
+            tasks.matches(str(task), tuple(t) if isinstance(t, (tuple, list)) else ())
+            for task, t in zip(self.best["task"], tags, strict=True)
+        ]
+        frame = self.best[chosen]
         if frame.empty:
             return []
         knobs = sorted(c for c in frame.columns if c.startswith("knob."))

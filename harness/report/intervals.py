@@ -4,8 +4,11 @@ A Student-t interval on raw accuracies (mean ± t·s/√n) can run past 0 and 1 
 seeds, be several units wide ("0.662 ± 4.273"). Accuracies are proportions, so the interval
 is built where proportions are unbounded, on the logit scale:
 
-1. each seed's accuracy becomes its empirical logit, log((c + ½) / (n − c + ½)) with c correct
-   out of n scored test positions (the ½ keeps 0 and 1 finite);
+1. each seed's accuracy a becomes its empirical logit, log((a·n + ½) / ((1 − a)·n + ½)) with
+   n the seed's test sequences (the ½ keeps 0 and 1 finite; sequences, not scored positions,
+   because positions of one sequence are not independent, and a count of positions would put
+   a perfect seed so far out on the logit scale that three seeds at 0.99-1.0 would get an
+   interval reaching down to 0.75);
 2. a two-sided 95% Student-t interval over the seeds' logits (n_seeds − 1 degrees of freedom)
    — the spread between seeds includes each seed's test-sampling noise;
 3. back through the logistic function, so the bounds lie in (0, 1);
@@ -26,7 +29,7 @@ from seqbench.harness.profile.scaling import CONFIDENCE, t_quantile
 
 METHOD = (
     "95% intervals on accuracies are logit-scale Student-t intervals over seeds (each seed's "
-    "accuracy as the empirical logit of its test counts, +½ continuity), back-transformed to "
+    "accuracy as the empirical logit over its test sequences, +½), back-transformed to "
     "[0, 1] and widened to contain the pooled Wilson interval over the seeds' test sequences; "
     "one seed gets no interval."
 )
@@ -103,7 +106,7 @@ def accuracy_ci(
     mean = sum(a for a, _, _ in seeds) / n
     if n == 1:
         return AccuracyCI(mean, None, None, 1)
-    logits = [empirical_logit(a, count) for a, count, _ in seeds]
+    logits = [empirical_logit(a, q) for a, _, q in seeds]
     centre = sum(logits) / n
     sd = math.sqrt(sum((x - centre) ** 2 for x in logits) / (n - 1))
     half = t_quantile(0.5 + confidence / 2.0, n - 1) * sd / math.sqrt(n)
