@@ -3,8 +3,11 @@
 How the projection is made (it is a projection, not a measurement of the suite):
 - every distinct model × batch shape of the suite (architecture, overrides, width, depth,
   vocabulary, training length, batch size) is built here and timed for `TIMED_STEPS` training
-  steps after one warm-up step, on the device and threads this process has; the median step
-  time stands for all its runs (a batch over `TIMED_TOKENS` tokens is timed on fewer
+  steps after one warm-up step, on the device this process has, with one torch thread (what a
+  worker of the local launcher gets per core); on CPU the time is the process's CPU time, not
+  wall time, so that other load on a shared machine does not inflate it (on a core of its own
+  the two agree); on CUDA it is wall time after synchronising; the median step time stands
+  for all its runs (a batch over `TIMED_TOKENS` tokens is timed on fewer
   sequences and scaled linearly, so planning a GPU suite on a CPU stays quick);
 - a run costs its full step budget (early stopping only shortens it, so the projection is an
   upper bound on training), plus validation and test forwards at one third of a step's cost
@@ -13,8 +16,8 @@ How the projection is made (it is a projection, not a measurement of the suite):
   lengths over the KV-cache cap (recorded oom without running);
 - the suite's wall time with W workers is the total divided by W, or the longest single run
   if that is longer.
-Under load (other processes on the machine) the measured step times, and so the projection,
-grow with it: the line printed says the load it was measured under.
+CPU time still grows somewhat under load (shared caches, memory bandwidth): the line printed
+says the load it was measured under.
 """
 
 from __future__ import annotations
@@ -82,19 +85,30 @@ def step_seconds(prepared: Prepared) -> float:
     model = LanguageModel(prepared.config).to(device)
     optimizer = build_optimizer(model, spec)
     rows = max(1, min(spec.batch_size, TIMED_TOKENS // spec.seq_len))
+    clock = time.perf_counter if device.startswith("cuda") else time.process_time
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     times = []
-    for step in range(TIMED_STEPS + 1):
-        batch = prepared.task.split_batch(rows, spec.seed, "train", step).to(device)
-        start = time.perf_counter()
-        logits = model(batch.inputs, positions=batch.scored)  # (N, V)
-        loss = F.cross_entropy(logits.float(), batch.targets[batch.scored]) + model.aux_loss()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+    try:
+        for step in range(TIMED_STEPS + 1):
+            times.append(timed_step(model, optimizer, prepared, rows, step, device, clock))
+    finally:
+        torch.set_num_threads(threads)
     return statistics.median(times[1:]) * spec.batch_size / rows
+
+
+def timed_step(model, optimizer, prepared: Prepared, rows: int, step: int, device: str, clock):
+    """Seconds (by `clock`) of one forward + backward + optimiser step on `rows` sequences."""
+    batch = prepared.task.split_batch(rows, prepared.spec.seed, "train", step).to(device)
+    start = clock()
+    logits = model(batch.inputs, positions=batch.scored)  # (N, V)
+    loss = F.cross_entropy(logits.float(), batch.targets[batch.scored]) + model.aux_loss()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return clock() - start
 
 
 def timing_device(device: str) -> str:
