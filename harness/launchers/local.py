@@ -17,6 +17,7 @@ tasks, so a dead worker means the same status and reason whatever the launcher.
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import tempfile
@@ -77,8 +78,6 @@ class _Worker:
         assert job is not None
         try:
             if self.conn.poll():
-                import json
-
                 record = json.loads(self.conn.recv_bytes())
                 self.job = None
                 return job, record

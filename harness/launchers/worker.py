@@ -9,6 +9,7 @@ file whose last line explains a crash (`seqbench.harness.common.outcome.exit_out
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -32,15 +33,9 @@ def worker_main(conn: Connection, threads: int | None, log_path: str) -> None:
     try:
         while message := conn.recv_bytes():
             record = execute_job(Job.from_json(message))
-            conn.send_bytes(_dumps(record))
+            conn.send_bytes(json.dumps(record).encode())
     except (EOFError, KeyboardInterrupt, BrokenPipeError):
         return
-
-
-def _dumps(record: dict) -> bytes:
-    import json
-
-    return json.dumps(record).encode()
 
 
 def exit_with_parent() -> None:
