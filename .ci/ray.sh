@@ -7,7 +7,11 @@
 # Why these flags: both nodes on 127.0.0.2, since Ray swaps 127.0.0.1 for the machine's
 # external address; the second node needs its own dashboard-agent port (both default to
 # 52365); --temp-dir keeps Ray's sockets and logs outside the virtual environment; no usage
-# stats are sent. Starting takes about 25 s; the idle cluster holds about 1 GB.
+# stats are sent; no token authentication (RAY_AUTH_MODE=disabled): Ray 2.5x turns it on by
+# itself once ~/.ray/auth_token exists (any local `ray.init()` writes one), and a driver that
+# connects and disconnects several times in one process (the tests) then loses its token.
+# Without it, anyone who can reach the ports can run code on the cluster: a CI machine only.
+# Starting takes about 25 s; the idle cluster holds about 1 GB.
 # Uses $VENV/bin/ray (default .venv, installed by `make` with the dev extra).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +20,7 @@ RAY="$VENV/bin/ray"
 PORT=${SEQBENCH_RAY_PORT:-6388}
 TEMP_DIR=${SEQBENCH_RAY_TEMP_DIR:-/tmp/seqbench-ray}
 IP=127.0.0.2
-export RAY_USAGE_STATS_ENABLED=0
+export RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=disabled
 # Tasks import seqbench from this checkout (as the tests do), whatever the venv holds.
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
