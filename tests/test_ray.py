@@ -216,3 +216,18 @@ def test_address_and_settings_are_checked_as_one_line(monkeypatch: pytest.Monkey
     assert launcher.address == "10.0.0.1:6379"
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.2:6379")
     assert get_launcher("ray").address == "10.0.0.2:6379"
+
+
+def test_an_address_where_nothing_listens_is_one_line(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("ray")
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    args = ["run", "--arch", "mha", "--task", CRASH, "--launcher", "ray",
+            "--address", f"127.0.0.1:{port}", "--out", str(tmp_path)]  # fmt: skip
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no Ray cluster answers at 127.0.0.1:{port}")
+    assert err.count("\n") == 1

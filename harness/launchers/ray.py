@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -112,6 +113,7 @@ class RayLauncher(Launcher):
         if self.address is None:
             kwargs.update(address="local", num_cpus=max(self.cpus, self.workers or 0) or None)
         else:
+            check_reachable(self.address)
             kwargs["address"] = self.address
         try:
             self._ray.init(**kwargs)
@@ -127,6 +129,21 @@ class RayLauncher(Launcher):
             cause = getattr(exc, "cause", None) or exc  # RayTaskError wraps the task's error
             status, reason = exception_outcome(cause)
             return failed_record(job, reason, status)
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """One line at once when nothing listens at HOST:PORT (ray.init would retry for minutes).
+    Other forms ("auto", "ray://…") are left to Ray."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address or not host:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UserError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
+            "`ray start --head`, or leave out --address and RAY_ADDRESS to run a local instance"
+        ) from None
 
 
 def _run_task(job_json: bytes, threads: int) -> dict[str, Any]:
