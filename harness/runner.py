@@ -15,10 +15,9 @@ import torch
 
 from seqbench.architectures import LanguageModel
 from seqbench.architectures.contract import state_bytes
+from seqbench.harness.common.outcome import exception_outcome, is_oom_error, one_line
 from seqbench.harness.evaluate import evaluate
 from seqbench.harness.prepare import Prepared, prepare
-from seqbench.harness.profile.memory import is_oom_error  # shared with the profiler
-from seqbench.harness.profile.outcome import one_line
 from seqbench.harness.protocol import protocol_metrics
 from seqbench.harness.records import make_record
 from seqbench.harness.spec import RunSpec
@@ -40,8 +39,7 @@ def execute(spec_data: dict[str, Any]) -> dict[str, Any]:
         run_id, definition = prepared.run_id, prepared.definition
         status, reason = run_prepared(prepared, metrics, timings)
     except Exception as exc:
-        status = "oom" if is_oom_error(exc) else "failed"
-        reason = one_line(exc)
+        status, reason = exception_outcome(exc)
         metrics["traceback"] = traceback.format_exc(limit=-8)
     finally:
         if spec.device.startswith("cuda") and torch.cuda.is_available():

@@ -25,7 +25,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from seqbench.harness.profile.scaling import CONFIDENCE, t_quantile
+from seqbench.harness.common.scaling import CONFIDENCE, t_quantile
 
 METHOD = (
     "95% intervals on accuracies are logit-scale Student-t intervals over seeds (each seed's "
