@@ -151,23 +151,32 @@ def test_a_second_rerun_trains_nothing(smoke) -> None:
     assert array_ids(logs) == arrays  # nothing submitted
 
 
-def test_a_job_that_raises_is_recorded_failed_with_its_reason(tmp_path: Path,
-                                                              monkeypatch) -> None:  # fmt: skip
+def test_a_job_that_raises_or_dies_is_recorded_failed_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name, value in slurm_env(tmp_path / "logs").items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # the jobs import this checkout
     launcher = get_launcher("slurm")
-    assert launcher.cluster == "slurm"
-    crash = tiny_spec(task=CRASH, knobs={"crash": "raise"})
-    jobs = jobs_for(crash, launcher=launcher)
-    jobs.append(Job("raises", {"no_such_field": 1}, "raises"))  # execute raises in the job
-    records = {job.run_id: record for job, record in launcher.run(jobs, lambda job: None)}
-    assert records[jobs[0].run_id]["status"] == "failed"  # the run raised: execute records it
-    assert records[jobs[0].run_id]["reason"] == "RuntimeError: boom from the task"
-    assert records["raises"]["status"] == "failed"  # the job itself raised
+    assert launcher.cluster == "slurm" and launcher.device == "cpu"
+    jobs = jobs_for(
+        tiny_spec(task=CRASH, knobs={"crash": "raise"}),  # the run raises: execute records it
+        tiny_spec(task=CRASH, knobs={"crash": "exit"}),  # the job's process exits, no result
+        launcher=launcher,
+    )
+    jobs.append(Job("raises", {"no_such_field": 1}, "raises"))  # the job function raises
+    started: list[str] = []
+    records = {job.run_id: r for job, r in launcher.run(jobs, lambda j: started.append(j.run_id))}
+    assert sorted(started) == sorted(records) == sorted(job.run_id for job in jobs)
+    raised, died = (records[job.run_id] for job in jobs[:2])
+    assert (raised["status"], raised["reason"]) == ("failed", "RuntimeError: boom from the task")
+    assert records["raises"]["status"] == "failed"
     assert records["raises"]["reason"].startswith(
         "seqbench.errors.UserError: spec: unknown field 'no_such_field'"
     )
+    (array,) = array_ids(tmp_path / "logs")
+    assert died["status"] == "failed"
+    assert died["reason"].startswith(f"job {array}_1 ended without a result (FAILED); log: ")
 
 
 def test_a_job_over_its_time_limit_is_recorded_failed_with_timeout(background) -> None:
