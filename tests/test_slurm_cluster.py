@@ -115,6 +115,10 @@ def test_ctrl_c_cancels_the_array_and_leaves_nothing_queued(smoke) -> None:
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
+    # Cancelled jobs pass through COMPLETING (their processes being killed) and leave squeue.
+    deadline = time.monotonic() + 30
+    while slurm("squeue", "-h", "-j", ",".join(arrays)) and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert slurm("squeue", "-h", "-j", ",".join(arrays)) == ""  # nothing queued or running
     lines = slurm("sacct", "-n", "-X", "-P", "-o", "State", "-j", arrays[0]).splitlines()
     assert "CANCELLED" in {line.split()[0] for line in lines}, lines  # "CANCELLED by 0"
