@@ -64,6 +64,7 @@ class Sizes:
     quick_suite: str
     quick_steps: int | None  # None: the suite's own budgets
     quick_workers: int  # processes sharing the device
+    quick_limit: int | None  # the suite's first N runs only (None: all)
     seq_lens: tuple[int, ...]
     contexts: tuple[int, ...]
     repeats: int
@@ -82,6 +83,7 @@ FULL = Sizes(
     quick_suite="quick",
     quick_steps=None,
     quick_workers=8,
+    quick_limit=None,
     seq_lens=(1024, 2048, 4096, 8192, 16384, 32768, 65536),
     contexts=(1024, 4096, 16384, 65536, 131072),
     repeats=3,
@@ -99,6 +101,7 @@ DRY = Sizes(
     quick_suite="smoke",
     quick_steps=2,
     quick_workers=1,
+    quick_limit=4,
     seq_lens=(32, 64),
     contexts=(32, 64),
     repeats=1,
@@ -260,7 +263,7 @@ def step_quick(out: Path, sizes: Sizes, cpu_dir: Path | None = None) -> dict[str
 
     suite = load_builtin(sizes.quick_suite)
     specs = []
-    for spec in suite.specs:
+    for spec in suite.specs[: sizes.quick_limit]:
         data = spec.to_dict() | {"device": sizes.device}
         if sizes.quick_steps is not None:
             data |= {"steps": sizes.quick_steps, "warmup": 1, "eval_every": sizes.quick_steps}
