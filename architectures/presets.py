@@ -134,6 +134,18 @@ def attention_preset(name: str, n_kv_heads: int, what: str) -> None:
 attention_preset("mha", 8, "multi-head attention")
 attention_preset("gqa", 2, "grouped-query attention")
 attention_preset("mqa", 1, "multi-query attention")
+
+# Sliding-window attention: Based (Arora et al. 2024) pairs its linear attention with windows of
+# 64 tokens; the same window here, so `swa` is Based's local half on its own. Same parameters as
+# mha at every width (the window changes what is attended, not the weights).
+SWA_WINDOW = 64
+register_preset(
+    "swa",
+    "attention",
+    f"sliding-window attention: mha whose queries see the last {SWA_WINDOW} tokens",
+    layer_pattern=("attention",),
+    mixer_kwargs={"attention": {"n_heads": 8, "n_kv_heads": 8, "window": SWA_WINDOW}},
+)
 register_preset(
     "mha-moe",
     "moe",
