@@ -194,3 +194,14 @@ register_preset(
     mixer_kwargs={"mamba": {"expand": 3}, "attention": {"n_heads": 8, "n_kv_heads": 8}},
     ffn="none",
 )
+
+# -- long convolutions (issue 13) ----------------------------------------------------------------
+# Hyena replaces attention inside an ordinary Transformer block, MLP kept (Poli et al. 2023). Its
+# projections are attention's 4 d_model^2; the implicit filter's MLP width is derived from
+# d_model (d_model // 8), which keeps it within 5% of mha at d_model 64 and 128.
+register_preset(
+    "hyena",
+    "convolution",
+    "Hyena order 2: implicit long convolution (positional MLP filter, FFT) with gating, SwiGLU",
+    layer_pattern=("hyena",),
+)
