@@ -42,11 +42,14 @@ def fft_causal_conv(z: Tensor, h: Tensor) -> Tensor:
 
     z (B, D, L), h (D, L) -> (B, D, L). Zero-padding to n >= 2L-1 makes the FFT's circular
     convolution equal the linear one on the first L outputs; n is a power of two.
+    Half-precision inputs (bf16 autocast on CUDA) are transformed in float32: cuFFT has no
+    bf16, and a half-precision FFT over thousands of taps would lose the filter's tail.
     """
     L = z.shape[-1]
     n = 1 << (2 * L - 1).bit_length()
-    spectrum = torch.fft.rfft(z, n=n) * torch.fft.rfft(h, n=n)  # (B, D, n/2+1)
-    return torch.fft.irfft(spectrum, n=n)[..., :L]
+    work = torch.promote_types(torch.promote_types(z.dtype, h.dtype), torch.float32)
+    spectrum = torch.fft.rfft(z.to(work), n=n) * torch.fft.rfft(h.to(work), n=n)  # (B, D, n/2+1)
+    return torch.fft.irfft(spectrum, n=n)[..., :L].to(z.dtype)
 
 
 def direct_causal_conv(z: Tensor, h: Tensor) -> Tensor:
@@ -110,12 +113,17 @@ class ImplicitFilter(nn.Module):
         return torch.cat([t, torch.cos(angle), -torch.sin(angle)], dim=-1)
 
     def forward(self, length: int) -> Tensor:
-        """The filter's first `length` taps, (D, length)."""
+        """The filter's first `length` taps, (D, length), in the parameters' dtype.
+
+        Autocast is off here: in bf16, sin(w * a) with w = 10 loses most of its digits (the
+        layer's output was 17% off float32's), and the filter costs L * order * D, nothing.
+        """
         weight = self.mlp[0].weight
-        z = self.features(length, weight.device, weight.dtype)  # (L, emb_dim)
-        h = self.mlp(z)  # (L, D)
-        decay = torch.exp(-z[:, :1] * self.deltas.to(weight.dtype))  # (L, D)
-        return (h * decay).transpose(0, 1)  # (D, L)
+        with torch.autocast(weight.device.type, enabled=False):
+            z = self.features(length, weight.device, weight.dtype)  # (L, emb_dim)
+            h = self.mlp(z)  # (L, D)
+            decay = torch.exp(-z[:, :1] * self.deltas.to(weight.dtype))  # (L, D)
+            return (h * decay).transpose(0, 1)  # (D, L)
 
 
 @MIXERS.register("hyena", family="convolution")

@@ -116,3 +116,16 @@ def test_bad_knobs_fail_in_one_line(kwargs: dict, fragment: str) -> None:
     with pytest.raises(UserError) as info:
         Hyena(32, **kwargs)
     assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_bf16_autocast_runs_the_fft_in_float32() -> None:
+    """bf16 autocast (the harness's CUDA default): FFT and filter stay float32, output within 5%."""
+    torch.manual_seed(0)
+    layer = Hyena(32)
+    x = torch.randn(2, 300, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+    y.float().sum().backward()
+    assert y.dtype == torch.bfloat16
+    reference = layer(x)
+    assert (y.float() - reference).abs().max() < 0.05 * reference.abs().max()
