@@ -120,3 +120,14 @@ def test_bad_window_fails_in_one_line(window: object) -> None:
     with pytest.raises(UserError, match="window must be a positive integer") as info:
         Attention(64, window=window)
     assert "\n" not in str(info.value)
+
+
+def test_gate_passes_with_a_window_shorter_than_its_probe() -> None:
+    """The gate probes 32 tokens; a window of 8 binds there (swa's 64 would not)."""
+    from seqbench.architectures.conformance import check_sequence_mixer
+
+    report = check_sequence_mixer(
+        lambda: Attention(64, n_heads=8, n_kv_heads=2, window=8), "attention(window=8)"
+    )
+    assert report.passed, report.format()
+    assert report.state_bytes[64] == report.state_bytes[256] == 2 * 2 * 8 * 7 * 4
