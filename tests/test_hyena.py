@@ -37,6 +37,19 @@ def test_convolutions_equal_the_plain_double_sum() -> None:
     assert (fft_causal_conv(z, h) - plain).abs().max() < 1e-12
 
 
+@pytest.mark.parametrize("chunk_elements", [64, 1000, 1 << 20])
+def test_channel_groups_do_not_change_the_fft_convolution(chunk_elements: int) -> None:
+    """Groups of 1 channel, of 3 channels (the last one short) and no grouping: same result."""
+    gen = torch.Generator().manual_seed(3)
+    z = torch.randn(2, 7, 45, generator=gen, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(7, 45, generator=gen, dtype=torch.float64, requires_grad=True)
+    fast = fft_causal_conv(z, h, chunk_elements=chunk_elements)
+    ref = direct_causal_conv(z, h)
+    assert (fast - ref).abs().max() < 1e-10
+    for a, b in zip(_grads(fast, [z, h]), _grads(ref, [z, h]), strict=True):
+        assert (a - b).abs().max() < 1e-10
+
+
 @pytest.mark.parametrize("length", [1, 7, 37, 100, 300])
 def test_fft_equals_direct_reference_float64(length: int) -> None:
     """Outputs and every parameter's and the input's gradient, lengths not powers of two."""
