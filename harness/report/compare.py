@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from seqbench.harness.profile.frame import point_row
+from seqbench.harness.common.profile_frame import point_row
 from seqbench.harness.records import canonical_json
 from seqbench.harness.report.data import is_point, load_folder, spec_label
 from seqbench.harness.store import flatten
