@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqbench.architectures.registry import MIXERS
+from seqbench.architectures.ssm_parts import no_weight_decay
 from seqbench.errors import UserError
 
 IMPLS = ("fft", "reference")
@@ -113,6 +114,10 @@ class ImplicitFilter(nn.Module):
             layers += [nn.Linear(order, order), Sin(order, w)]
         layers.append(nn.Linear(order, d_model, bias=False))
         self.mlp = nn.Sequential(*layers)
+        # Hyena's code trains the implicit filter without weight decay: decaying the MLP would
+        # shrink the whole filter (every tap) towards zero, not just a weight.
+        for param in self.mlp.parameters():
+            no_weight_decay(param)
         # decay rates from slow (reaches `decay_target` at t = slow_decay_pct) to fast
         slowest = math.log(decay_target) / slow_decay_pct
         fastest = math.log(decay_target) / fast_decay_pct

@@ -142,3 +142,11 @@ def test_bf16_autocast_runs_the_fft_in_float32() -> None:
     assert y.dtype == torch.bfloat16
     reference = layer(x)
     assert (y.float() - reference).abs().max() < 0.05 * reference.abs().max()
+
+
+def test_the_implicit_filter_trains_without_weight_decay() -> None:
+    from seqbench.harness.train import no_decay
+
+    layer = Hyena(32)
+    assert all(no_decay(p) for p in layer.filter.parameters())
+    assert not no_decay(layer.in_proj.weight) and not no_decay(layer.out_proj.weight)
