@@ -25,6 +25,7 @@ the separate "Laughing Hyena" step, Massaroli et al. 2023, not done here).
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -75,6 +76,13 @@ def direct_causal_conv(z: Tensor, h: Tensor) -> Tensor:
     """
     D, L = h.shape
     return F.conv1d(F.pad(z, (L - 1, 0)), h.flip(-1)[:, None, :], groups=D)  # (B, D, L)
+
+
+def no_autocast(device_type: str) -> contextlib.AbstractContextManager:
+    """Autocast switched off on devices that have it; nothing elsewhere (meta: counting)."""
+    if device_type in ("cpu", "cuda"):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 class Sin(nn.Module):
@@ -139,7 +147,7 @@ class ImplicitFilter(nn.Module):
         layer's output was 17% off float32's), and the filter costs L * order * D, nothing.
         """
         weight = self.mlp[0].weight
-        with torch.autocast(weight.device.type, enabled=False):
+        with no_autocast(weight.device.type):
             z = self.features(length, weight.device, weight.dtype)  # (L, emb_dim)
             h = self.mlp(z)  # (L, D)
             decay = torch.exp(-z[:, :1] * self.deltas.to(weight.dtype))  # (L, D)

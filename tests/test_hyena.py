@@ -150,3 +150,10 @@ def test_the_implicit_filter_trains_without_weight_decay() -> None:
     layer = Hyena(32)
     assert all(no_decay(p) for p in layer.filter.parameters())
     assert not no_decay(layer.in_proj.weight) and not no_decay(layer.out_proj.weight)
+
+
+def test_runs_on_the_meta_device_for_counting() -> None:
+    """`seqbench profile` counts FLOPs and state bytes on meta tensors."""
+    layer = Hyena(32).to("meta")
+    y, state = layer.prefill(torch.zeros(1, 40, 32, device="meta"))
+    assert y.shape == (1, 40, 32) and state_bytes(state) == 4 * (3 * 32 * 2 + 32 * 40)
