@@ -150,6 +150,18 @@ def attention_preset(name: str, n_kv_heads: int, what: str) -> None:
 attention_preset("mha", 8, "multi-head attention")
 attention_preset("gqa", 2, "grouped-query attention")
 attention_preset("mqa", 1, "multi-query attention")
+
+# Sliding-window attention: Based (Arora et al. 2024) pairs its linear attention with windows of
+# 64 tokens; the same window here, so `swa` is Based's local half on its own. Same parameters as
+# mha at every width (the window changes what is attended, not the weights).
+SWA_WINDOW = 64
+register_preset(
+    "swa",
+    "attention",
+    f"sliding-window attention: mha whose queries see the last {SWA_WINDOW} tokens",
+    layer_pattern=("attention",),
+    mixer_kwargs={"attention": {"n_heads": 8, "n_kv_heads": 8, "window": SWA_WINDOW}},
+)
 register_preset(
     "mha-moe",
     "moe",
@@ -202,4 +214,15 @@ register_preset(
     mixer_kwargs={"mamba": {"expand": 3.0}, "attention": {"n_heads": 8, "n_kv_heads": 8}},
     ffn="none",
     match=("mamba.expand",),
+)
+
+# -- long convolutions (issue 13) ----------------------------------------------------------------
+# Hyena replaces attention inside an ordinary Transformer block, MLP kept (Poli et al. 2023). Its
+# projections are attention's 4 d_model^2; the implicit filter's MLP width is derived from
+# d_model (d_model // 8), which keeps it within 5% of mha at d_model 64 and 128.
+register_preset(
+    "hyena",
+    "convolution",
+    "Hyena order 2: implicit long convolution (positional MLP filter, FFT) with gating, SwiGLU",
+    layer_pattern=("hyena",),
 )
