@@ -71,7 +71,8 @@ def linear_attention_ref(
     S = q.new_zeros(b, h, dk, v.shape[-1])
     ys = []
     for t in range(L):
-        y_t, S = linear_step(S, q[:, :, t], k[:, :, t], v[:, :, t], None if g is None else g[:, :, t])
+        g_t = None if g is None else g[:, :, t]
+        y_t, S = linear_step(S, q[:, :, t], k[:, :, t], v[:, :, t], g_t)
         ys.append(y_t)
     return torch.stack(ys, dim=2), S
 
@@ -114,7 +115,7 @@ def linear_attention_chunked(
     q: Tensor, k: Tensor, v: Tensor, g: Tensor | None = None, chunk: int = DEFAULT_CHUNK
 ) -> tuple[Tensor, Tensor]:
     """Chunked form of `linear_attention_ref`, same signature and results."""
-    b, h, L, dk = q.shape
+    L = q.shape[2]
     T = min(chunk, L)
     pad = -L % T
     qc, kc, vc = _chunks(q, T, pad), _chunks(k, T, pad), _chunks(v, T, pad)  # (b, h, c, T, d)
@@ -147,7 +148,7 @@ def delta_rule_chunked(
     chunk: int = DEFAULT_CHUNK,
 ) -> tuple[Tensor, Tensor]:
     """Chunked (WY/UT) form of `delta_rule_ref`, same signature and results."""
-    b, h, L, dk = q.shape
+    L, dk = q.shape[2:]
     T = min(chunk, L)
     pad = -L % T
     qc, kc, vc = _chunks(q, T, pad), _chunks(k, T, pad), _chunks(v, T, pad)  # (b, h, c, T, d)
