@@ -37,7 +37,7 @@ from torch import Tensor
 
 from seqbench.architectures.scans.ssd import segsum
 
-DEFAULT_CHUNK = 64
+DEFAULT_CHUNK = 32  # fastest of 16, 32, 64, 128 on CPU (benchmarks/bench_linear.py)
 
 
 # -- one step (the decoding path, and the body of the references) ---------------------------------
@@ -135,7 +135,8 @@ def linear_attention_chunked(
         scores = scores.masked_fill(~causal, 0.0)
         q_in, k_out = qc * torch.exp(G), kc * torch.exp(G[..., -1:, :] - G)
         decay = torch.exp(G[..., -1, :, None])  # (b, h, c, dk, 1)
-    y, S = _state_pass(q_in, k_out, scores, vc, decay)
+    S_in, S = _state_pass(decay, k_out.transpose(-1, -2) @ vc)  # (b, h, c, dk, dv)
+    y = q_in @ S_in + scores @ vc  # (b, h, c, T, dv)
     return y.flatten(2, 3)[:, :, :L], S
 
 
@@ -169,29 +170,31 @@ def delta_rule_chunked(
     scores = (qc @ kc.transpose(-1, -2)) * D
     q_in = qc if gamma is None else qc * gamma[..., None]
     k_out = kc if D_T is None else kc * D_T[..., None]
-    y, S = _state_pass(q_in, k_out, scores, U, decay, W)
+    # With S entering a chunk: δ = U − W S, y = q_in S + scores δ, S' = decay S + k_outᵀ δ.
+    # So each chunk maps S -> A S + B, and y = (q_in − scores W) S + scores U.
+    k_outT = k_out.transpose(-1, -2)  # (b, h, c, dk, T)
+    eye = torch.eye(dk, dtype=q.dtype, device=q.device)
+    A = (eye if decay is None else decay * eye) - k_outT @ W  # (b, h, c, dk, dk)
+    S_in, S = _state_pass(A, k_outT @ U, matrix=True)
+    y = (q_in - scores @ W) @ S_in + scores @ U
     return y.flatten(2, 3)[:, :, :L], S
 
 
-def _state_pass(
-    q_in: Tensor,
-    k_out: Tensor,
-    scores: Tensor,
-    values: Tensor,
-    decay: Tensor | None,
-    W: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
-    """The inter-chunk pass: one iteration per chunk (never per step).
+def _state_pass(A: Tensor | None, B: Tensor, matrix: bool = False) -> tuple[Tensor, Tensor]:
+    """The inter-chunk pass, one iteration per chunk (never per step): S_{i+1} = A_i S_i + B_i.
 
-    Per chunk i with the state S entering it:  δ = values − W S (delta rule) or values;
-    y = q_in S + scores δ;  S ← decay ⊙ S + k_outᵀ δ.  Shapes (b, h, c, T, ·); S (b, h, dk, dv).
+    A (b, h, c, dk, dk) multiplies when `matrix` (delta rule), else scales elementwise
+    ((b, h, c, dk | 1, 1) decays; None is the identity); B (b, h, c, dk, dv). Returns the
+    state entering each chunk (b, h, c, dk, dv) and the final state (b, h, dk, dv).
     """
-    b, h, c = q_in.shape[:3]
-    S = q_in.new_zeros(b, h, q_in.shape[-1], values.shape[-1])
-    ys = []
-    for i in range(c):
-        delta = values[:, :, i] if W is None else values[:, :, i] - W[:, :, i] @ S
-        ys.append(q_in[:, :, i] @ S + scores[:, :, i] @ delta)  # (b, h, T, dv)
-        S_decayed = S if decay is None else decay[:, :, i] * S
-        S = S_decayed + k_out[:, :, i].transpose(-1, -2) @ delta
-    return torch.stack(ys, dim=2), S  # (b, h, c, T, dv)
+    S = B.new_zeros(B.shape[0], B.shape[1], *B.shape[3:])
+    # unbind once: indexing chunk i inside the loop would make autograd build a zero tensor of
+    # the full size per chunk in backward (quadratic in the number of chunks).
+    steps = [None] * B.shape[2] if A is None else A.unbind(2)
+    entering = []
+    for A_i, B_i in zip(steps, B.unbind(2), strict=True):
+        entering.append(S)
+        if A_i is not None:
+            S = A_i @ S if matrix else A_i * S
+        S = S + B_i
+    return torch.stack(entering, dim=2), S
