@@ -8,7 +8,9 @@ impl="chunked" and impl="reference" (the loop over t). Reported per mixer:
   - the ratio loop / chunked, and the chunked path's slope of log time vs log L (1024 -> 4096),
   - max abs differences of outputs and gradients against the loop,
   - extra peak RSS and autograd-saved bytes of one forward+backward at L 4096, each contender in
-    a fresh subprocess (bench_recurrent's method).
+    a fresh subprocess (bench_recurrent's method), for the kernel alone on the mixer's own
+    q/k/v/β/g (as bench_recurrent measures the scan alone) and for the whole mixer, whose
+    projections, convolutions and norms cost both paths the same.
 The targets of issue 13 are checked at the end ([met ]/[MISS] with the measured figure).
 
     python benchmarks/bench_linear.py                      # all mixers, L 1024 and 4096
@@ -38,6 +40,12 @@ from bench_recurrent import (
 from torch import nn
 
 from seqbench.architectures import MIXERS, PRESETS
+from seqbench.architectures.scans.chunked_linear import (
+    delta_rule_chunked,
+    delta_rule_ref,
+    linear_attention_chunked,
+    linear_attention_ref,
+)
 
 MIXER_NAMES = ("linear_attention", "retnet", "gla", "deltanet", "gated_deltanet")
 TARGETS = {"ratio_1024": 5.0, "ratio_4096": 10.0, "slope": 1.15, "memory_share": 0.25}
@@ -58,11 +66,32 @@ def inputs(args: argparse.Namespace, length: int) -> torch.Tensor:
     return torch.randn(args.batch, length, args.d_model, generator=gen)
 
 
-def memory_probe(name: str, contender: str, length: int, args: argparse.Namespace) -> dict:
-    """In a fresh process: extra peak RSS and autograd-saved bytes of one forward+backward."""
+def kernel_only(module: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor], Any]:
+    """The mixer's own kernel inputs for x (as leaves) and a call running its kernel on them."""
+    with torch.no_grad():
+        f = module._features(x, None)
+    parts = [f.q, f.k, f.v] + [t for t in (f.beta, f.g) if t is not None]
+    leaves = [t.detach().clone().requires_grad_(True) for t in parts]
+    if module.delta_rule:
+        kernel = delta_rule_ref if module.impl == "reference" else delta_rule_chunked
+        args = [*leaves[:4], leaves[4] if len(leaves) > 4 else None]
+    else:
+        kernel = linear_attention_ref if module.impl == "reference" else linear_attention_chunked
+        args = [*leaves[:3], leaves[3] if len(leaves) > 3 else None]
+    return leaves, lambda: kernel(*args)[0]
+
+
+def memory_probe(
+    name: str, contender: str, length: int, args: argparse.Namespace, scope: str
+) -> dict:
+    """In a fresh process: extra peak RSS and autograd-saved bytes of one forward+backward of
+    the whole mixer (scope "mixer") or of its kernel alone on the mixer's inputs ("kernel")."""
     module = make_pair(name, args.d_model)[contender]
     x = inputs(args, length)
     module(x[:, :8]).sum().backward()  # warm up allocator and kernels on a short input
+    if scope == "kernel":
+        _, call = kernel_only(module, x)
+        module = lambda _x: call()  # noqa: E731
     saved = 0
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -78,15 +107,19 @@ def memory_probe(name: str, contender: str, length: int, args: argparse.Namespac
 
 
 def measure_memory(name: str, length: int, args: argparse.Namespace) -> dict[str, dict]:
+    """{"mixer chunked": {...}, "mixer loop": ..., "kernel chunked": ..., "kernel loop": ...}."""
     out = {}
-    for contender in ("chunked", "loop"):
-        cmd = [sys.executable, __file__, "--memory-probe", name, contender, "--length", str(length)]
-        cmd += ["--batch", str(args.batch), "--d-model", str(args.d_model)]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode:
-            out[contender] = {"error": done.stderr.strip().splitlines()[-1:]}
-        else:
-            out[contender] = json.loads(done.stdout.strip().splitlines()[-1])
+    for scope in ("kernel", "mixer"):
+        for contender in ("chunked", "loop"):
+            cmd = [sys.executable, __file__, "--memory-probe", name, contender, scope]
+            cmd += ["--length", str(length), "--batch", str(args.batch)]
+            cmd += ["--d-model", str(args.d_model)]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            key = f"{scope} {contender}"
+            if done.returncode:
+                out[key] = {"error": done.stderr.strip().splitlines()[-1:]}
+            else:
+                out[key] = json.loads(done.stdout.strip().splitlines()[-1])
     return out
 
 
@@ -153,10 +186,13 @@ def verdicts(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             ("chunked slope 1024 -> 4096", r.get("slope_chunked"), TARGETS["slope"], "<=")
         )
         mem = r.get("memory", {})
-        share = None
-        if all("peak_rss_extra" in mem.get(c, {}) for c in ("chunked", "loop")):
-            share = mem["chunked"]["peak_rss_extra"] / max(1, mem["loop"]["peak_rss_extra"])
-        checks.append(("extra peak RSS chunked/loop", share, TARGETS["memory_share"], "<="))
+        for scope in ("kernel", "mixer"):
+            pair = [mem.get(f"{scope} {c}", {}) for c in ("chunked", "loop")]
+            share = None
+            if all("peak_rss_extra" in m for m in pair):
+                share = pair[0]["peak_rss_extra"] / max(1, pair[1]["peak_rss_extra"])
+            what = f"extra peak RSS chunked/loop, {scope}"
+            checks.append((what, share, TARGETS["memory_share"], "<="))
         for what, value, bound, op in checks:
             met = None if value is None else (value >= bound if op == ">=" else value <= bound)
             label = " n/a " if met is None else ("met " if met else "MISS")
@@ -178,7 +214,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     parser.add_argument("--json", type=Path, default=None, help="also write all figures here")
-    parser.add_argument("--memory-probe", nargs=2, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-probe", nargs=3, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--length", type=int, default=None, help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -187,8 +223,8 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
     if args.memory_probe:
-        name, contender = args.memory_probe
-        print(json.dumps(memory_probe(name, contender, args.length, args)))
+        name, contender, scope = args.memory_probe
+        print(json.dumps(memory_probe(name, contender, args.length, args, scope)))
         return
     print(
         f"torch {torch.__version__}, 1 thread, float32, CPU seconds (process_time),"
