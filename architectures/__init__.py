@@ -6,6 +6,10 @@ CUDA kernels) is imported only inside the fast paths that use it.
 
 from seqbench.architectures import (  # noqa: F401
     attention,
+    deltanet,
+    gated_deltanet,
+    gla,
+    linear_attention,
     hyena,
     lru,
     mamba,
@@ -13,6 +17,7 @@ from seqbench.architectures import (  # noqa: F401
     mlp,
     moe,
     presets,
+    retnet,
 )
 from seqbench.architectures.contract import (
     AuxLossProvider,

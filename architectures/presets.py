@@ -226,3 +226,45 @@ register_preset(
     "Hyena order 2: implicit long convolution (positional MLP filter, FFT) with gating, SwiGLU",
     layer_pattern=("hyena",),
 )
+
+# -- the linear-attention family (issue 13) -------------------------------------------------------
+# Every paper here keeps the Transformer++ block (mixer + SwiGLU), so the presets keep the SwiGLU
+# and size the mixer to attention's 4 d_model² projections: widths are fractions of d_model, so
+# the match holds at every width (tests/test_linear_presets.py checks d_model 64 and 128).
+# RetNet and Gated DeltaNet are 8 d_model² at their papers' widths (values 2 d_model, keys
+# d_model); their presets use keys d_model/2 and values d_model, GLA's own default widths.
+HALF_KEYS = {"expand_k": 0.5, "expand_v": 1}
+register_preset(
+    "linear_attention",
+    "linear-attention",
+    "linear attention (Katharopoulos 2020): elu+1 features, normalised, 4 heads, SwiGLU",
+    layer_pattern=("linear_attention",),
+    mixer_kwargs={"linear_attention": {"feature_map": "elu1", "normalize": True}},
+)
+register_preset(
+    "retnet",
+    "linear-attention",
+    "RetNet retention: fixed per-head decays 1 - 2^(-5-h), RoPE, keys d/2, values d, SwiGLU",
+    layer_pattern=("retnet",),
+    mixer_kwargs={"retnet": dict(HALF_KEYS)},
+)
+register_preset(
+    "gla",
+    "linear-attention",
+    "Gated Linear Attention: data-dependent per-key decay (rank-16 gate, tau 16), SwiGLU",
+    layer_pattern=("gla",),
+    mixer_kwargs={"gla": dict(HALF_KEYS)},
+)
+register_preset(
+    "deltanet",
+    "linear-attention",
+    "DeltaNet: delta rule, L2-normed q/k, beta = sigmoid, short convs, SwiGLU",
+    layer_pattern=("deltanet",),
+)
+register_preset(
+    "gated_deltanet",
+    "linear-attention",
+    "Gated DeltaNet: delta rule with Mamba-2-style decay, keys d/2, values d, SwiGLU",
+    layer_pattern=("gated_deltanet",),
+    mixer_kwargs={"gated_deltanet": dict(HALF_KEYS)},
+)
