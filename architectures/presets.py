@@ -268,3 +268,18 @@ register_preset(
     layer_pattern=("gated_deltanet",),
     mixer_kwargs={"gated_deltanet": dict(HALF_KEYS)},
 )
+
+# Based (Arora et al. 2024): linear attention with the 2nd-order Taylor feature map for global,
+# approximate recall, alternating with exact sliding-window attention over the last 64 tokens.
+register_preset(
+    "based",
+    "linear-attention",
+    "Based: taylor2 linear attention (feature dim solved to match mha, 16 at d_model 64) "
+    "alternating with 64-token window attention, SwiGLU",
+    layer_pattern=("linear_attention", "attention"),
+    mixer_kwargs={
+        "linear_attention": {"feature_map": "taylor2", "feature_dim": 16},
+        "attention": {"n_heads": 8, "n_kv_heads": 8, "window": SWA_WINDOW},
+    },
+    match=("linear_attention.feature_dim",),
+)
