@@ -12,7 +12,9 @@ variance independent of |λ| (without it, x blows up as |λ| -> 1).
 
 There are no input-dependent gates, so this is the time-invariant baseline to the selective
 Mamba mixers. Decoding keeps x (B, d_state) complex: a fixed size.
-kernel_path: "torch-scan" (chunked matmul scan) or "torch-reference" (impl="reference").
+kernel_path: "c-native" (the C kernel, complex64 on the CPU with impl="auto" when a C compiler
+is there), "torch-scan" (the chunked PyTorch scan; impl="torch" forces it) or "torch-reference"
+(impl="reference").
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import torch
 from torch import Tensor, nn
 
 from seqbench.architectures.registry import MIXERS
-from seqbench.architectures.scans import cuda
+from seqbench.architectures.scans import cuda, native
 from seqbench.architectures.scans.linear_scan import (
     DEFAULT_CHUNK,
     linear_scan_chunked,
+    linear_scan_native,
     linear_scan_ref,
     linear_step,
 )
@@ -104,8 +107,12 @@ class LRU(nn.Module):
         v = self._drive(u_s)  # (B, L, N) complex
         if self.impl == "reference":
             xs, x_last = linear_scan_ref(self.log_lambda(), v)
+        elif self.impl == "auto" and v.dtype == torch.complex64 and native.usable(v):
+            xs, x_last = linear_scan_native(self.log_lambda(), v)
+            self.kernel_path = native.PATH_NATIVE
         else:
             xs, x_last = linear_scan_chunked(self.log_lambda(), v, chunk=self.chunk)
+            self.kernel_path = cuda.PATH_TORCH
         return self._read(xs, u_s).to(u.dtype), {"x": x_last.to(_complex(u.dtype))}
 
     def init_state(
