@@ -24,6 +24,8 @@ from seqbench.architectures.scans.selective import (
     selective_scan,
     selective_scan_native,
 )
+from seqbench.architectures.scans.ssd import NATIVE_CHECKPOINT as SSD_CHECKPOINT
+from seqbench.architectures.scans.ssd import ssd_chunked, ssd_native
 
 needs_kernels = pytest.mark.skipif(not native.available(), reason=f"{native.INFO.reason}")
 
@@ -89,6 +91,27 @@ def test_lru_kernel_equals_the_torch_scan(length: int, n: int) -> None:
         assert float((a - b).detach().abs().max()) <= 1e-5 * scale * max(1, length) ** 0.5
 
 
+@needs_kernels
+@pytest.mark.parametrize(
+    ("batch", "length", "heads", "headdim", "groups", "n"),
+    [(2, 37, 4, 8, 2, 8), (2, 2 * SSD_CHECKPOINT + 3, 2, 32, 1, 64), (1, 1, 3, 16, 3, 4)],
+)
+def test_ssd_kernel_equals_the_torch_scan(batch, length, heads, headdim, groups, n) -> None:
+    gen = torch.Generator().manual_seed(length)
+    x = torch.randn(batch, length, heads, headdim, generator=gen)
+    dt = torch.nn.functional.softplus(torch.randn(batch, length, heads, generator=gen) - 2)
+    A = -torch.rand(heads, generator=gen) * 8 - 0.5
+    B = torch.randn(batch, length, groups, n, generator=gen)
+    C = torch.randn(batch, length, groups, n, generator=gen)
+    cot = torch.randn(batch, length, heads, headdim, generator=gen)
+    fast = run(ssd_native, [x, dt, A, B, C], cot)
+    oracle = run(lambda *a: ssd_chunked(*a, chunk=8), [x, dt, A, B, C], cot)
+    for name, a, b in zip(["y", "S", "dx", "ddt", "dA", "dB", "dC"], fast, oracle, strict=True):
+        assert a.shape == b.shape, name
+        scale = max(1.0, float(b.detach().abs().max()))
+        assert float((a - b).detach().abs().max()) <= 2e-5 * scale * max(1, length) ** 0.5, name
+
+
 def test_no_compiler_means_no_library_and_the_torch_path(monkeypatch, tmp_path: Path) -> None:
     """A compiler that fails (or none at all) leaves library() None and the mixers on PyTorch."""
     fake = tmp_path / "fakecc"
@@ -106,8 +129,9 @@ def test_no_compiler_means_no_library_and_the_torch_path(monkeypatch, tmp_path: 
         assert native.library() is None and "no C compiler" in (native.INFO.reason or "")
         from seqbench.architectures.lru import LRU
         from seqbench.architectures.mamba import Mamba
+        from seqbench.architectures.mamba2 import Mamba2
 
-        for mixer in (Mamba(16, d_state=4), LRU(16, d_state=4)):
+        for mixer in (Mamba(16, d_state=4), LRU(16, d_state=4), Mamba2(16, headdim=8)):
             mixer(torch.randn(1, 5, 16)).sum().backward()
             assert mixer.kernel_path == "torch-scan"
     finally:

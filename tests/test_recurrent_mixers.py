@@ -116,8 +116,8 @@ def test_kernel_path_is_recorded(name: str) -> None:
     fast, ref = build(name), build(name, impl="reference")
     fast(probe(1, 5))
     ref(probe(1, 5))
-    # float32 on the CPU: the C kernel where it builds (not for mamba2), else the PyTorch scan.
-    expected = native.PATH_NATIVE if name != "mamba2" and native.available() else cuda.PATH_TORCH
+    # float32 on the CPU: the C kernel where it builds, else the PyTorch scan.
+    expected = native.PATH_NATIVE if native.available() else cuda.PATH_TORCH
     assert fast.kernel_path == expected
     assert ref.kernel_path == cuda.PATH_REFERENCE
 

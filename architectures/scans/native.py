@@ -41,6 +41,8 @@ FLAG_SETS = (["-O3", "-march=native", "-std=c11"], ["-O3", "-std=c11"])
 SIGNATURES = {
     "selective_fwd": [ctypes.c_void_p] * 7 + [ctypes.c_int] * 5,
     "selective_bwd": [ctypes.c_void_p] * 12 + [ctypes.c_int] * 5,
+    "ssd_fwd": [ctypes.c_void_p] * 7 + [ctypes.c_int] * 7,
+    "ssd_bwd": [ctypes.c_void_p] * 12 + [ctypes.c_int] * 7,
     "lru_fwd": [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3,
     "lru_bwd": [ctypes.c_void_p] * 5 + [ctypes.c_int] * 3,
 }

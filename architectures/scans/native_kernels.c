@@ -10,6 +10,7 @@
  * multiple of W: the caller pads), one vector each; `exp` is our own vectorised Cephes-style
  * polynomial (about 2 ulp in float32), because libm's expf does not vectorise.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,6 +174,114 @@ void selective_bwd(const float *u, const float *dt, const float *At, const float
     free(gAd);
     free(gBv);
     free(gCv);
+}
+
+/* Mamba-2 (SSD) scan, forward. Per head h (group g = h / (H / G)) and step t, with a scalar
+ * decay a_t = exp(Δ_t A_h):  S_t = a_t S_{t-1} + (Δ_t x_t) B_tᵀ (P x N),  y_t = S_t C_t.
+ * Lanes run over W head channels p, so the C readout needs no cross-lane sum.
+ * x (Bsz, L, H, P) with P a multiple of W (the caller pads); dt (Bsz, L, H); A (H);
+ * Bm, Cm (Bsz, L, G, N); y (Bsz, L, H, P) out; ckpt (Bsz, nck, H * P / W, N, W) out. */
+void ssd_fwd(const float *x, const float *dt, const float *A, const float *Bm, const float *Cm,
+             float *y, float *ckpt, int Bsz, int L, int H, int P, int G, int N, int K) {
+    int nck = (L + K - 1) / K + 1, pb = P / W, blocks = H * pb;
+    vf *S = aligned_alloc(sizeof(vf), sizeof(vf) * N);
+    for (int b = 0; b < Bsz; b++) {
+        for (int blk = 0; blk < blocks; blk++) {
+            int h = blk / pb, p0 = (blk % pb) * W, g = h / (H / G);
+            for (int n = 0; n < N; n++) S[n] = splat(0.0f);
+            for (int t = 0; t < L; t++) {
+                if (t % K == 0) {
+                    float *ck = ckpt + (((size_t)(b * nck + t / K) * blocks + blk) * N) * W;
+                    memcpy(ck, S, sizeof(vf) * N);
+                }
+                float d = dt[((size_t)b * L + t) * H + h], a = expf(d * A[h]);
+                size_t xrow = (((size_t)b * L + t) * H + h) * P + p0;
+                const float *Bt = Bm + (((size_t)b * L + t) * G + g) * N;
+                const float *Ct = Cm + (((size_t)b * L + t) * G + g) * N;
+                vf dx = load(x + xrow) * d, yv = splat(0.0f);
+                for (int n = 0; n < N; n++) {
+                    S[n] = a * S[n] + dx * Bt[n];
+                    yv += S[n] * Ct[n];
+                }
+                store(y + xrow, yv);
+            }
+            memcpy(ckpt + (((size_t)(b * nck + nck - 1) * blocks + blk) * N) * W, S,
+                   sizeof(vf) * N);
+        }
+    }
+    free(S);
+}
+
+/* SSD backward: recompute each chunk's states from its checkpoint, then the adjoint
+ * G_t = dy_t C_tᵀ + a_{t+1} G_{t+1} backwards. gy (Bsz, L, H, P) in; gx (Bsz, L, H, P),
+ * gdt (Bsz, L, H), gA (H), gB, gC (Bsz, L, G, N) out. */
+void ssd_bwd(const float *x, const float *dt, const float *A, const float *Bm, const float *Cm,
+             const float *ckpt, const float *gy, float *gx, float *gdt, float *gA, float *gB,
+             float *gC, int Bsz, int L, int H, int P, int G, int N, int K) {
+    int nck = (L + K - 1) / K + 1, pb = P / W, blocks = H * pb;
+    vf *hs = aligned_alloc(sizeof(vf), sizeof(vf) * (size_t)(K + 1) * N);
+    vf *g = aligned_alloc(sizeof(vf), sizeof(vf) * (size_t)blocks * N); /* a_{t+1} G_{t+1} */
+    vf *gBv = aligned_alloc(sizeof(vf), sizeof(vf) * (size_t)K * G * N);
+    vf *gCv = aligned_alloc(sizeof(vf), sizeof(vf) * (size_t)K * G * N);
+    double *gAd = calloc((size_t)H, sizeof(double));
+    memset(gdt, 0, sizeof(float) * (size_t)Bsz * L * H);
+    for (int b = 0; b < Bsz; b++) {
+        for (int i = 0; i < blocks * N; i++) g[i] = splat(0.0f);
+        for (int c = (L + K - 1) / K - 1; c >= 0; c--) {
+            int t0 = c * K, t1 = t0 + K < L ? t0 + K : L;
+            for (int i = 0; i < K * G * N; i++) gBv[i] = gCv[i] = splat(0.0f);
+            for (int blk = 0; blk < blocks; blk++) {
+                int h = blk / pb, p0 = (blk % pb) * W, gr = h / (H / G);
+                vf *gb = g + (size_t)blk * N;
+                memcpy(hs, ckpt + (((size_t)(b * nck + c) * blocks + blk) * N) * W,
+                       sizeof(vf) * N);
+                for (int t = t0; t < t1; t++) { /* recompute the chunk's states */
+                    float d = dt[((size_t)b * L + t) * H + h], a = expf(d * A[h]);
+                    const float *Bt = Bm + (((size_t)b * L + t) * G + gr) * N;
+                    vf dx = load(x + (((size_t)b * L + t) * H + h) * P + p0) * d;
+                    const vf *hp = hs + (size_t)(t - t0) * N;
+                    vf *hc = hs + (size_t)(t - t0 + 1) * N;
+                    for (int n = 0; n < N; n++) hc[n] = a * hp[n] + dx * Bt[n];
+                }
+                for (int t = t1 - 1; t >= t0; t--) { /* adjoint, backwards in time */
+                    int k = t - t0;
+                    size_t hrow = ((size_t)b * L + t) * H + h, xrow = hrow * P + p0;
+                    size_t brow = (((size_t)b * L + t) * G + gr) * N;
+                    float d = dt[hrow], a = expf(d * A[h]);
+                    const float *Bt = Bm + brow, *Ct = Cm + brow;
+                    vf xv = load(x + xrow), dx = xv * d, gyv = load(gy + xrow);
+                    vf gdx = splat(0.0f), gda = splat(0.0f);
+                    const vf *hp = hs + (size_t)k * N, *hc = hs + (size_t)(k + 1) * N;
+                    vf *gBk = gBv + ((size_t)k * G + gr) * N, *gCk = gCv + ((size_t)k * G + gr) * N;
+                    for (int n = 0; n < N; n++) {
+                        vf gt = gb[n] + gyv * Ct[n]; /* dL/dS_t */
+                        gCk[n] += gyv * hc[n];
+                        gBk[n] += gt * dx;
+                        gdx += gt * Bt[n];
+                        gda += gt * hp[n];
+                        gb[n] = a * gt;
+                    }
+                    float da = hsum(gda) * a; /* dL/d(Δ_t A_h) */
+                    store(gx + xrow, gdx * d);
+                    gdt[hrow] += da * A[h] + hsum(gdx * xv);
+                    gAd[h] += (double)da * d;
+                }
+            }
+            for (int t = t0; t < t1; t++) {
+                size_t brow = ((size_t)b * L + t) * G * N;
+                for (int i = 0; i < G * N; i++) {
+                    gB[brow + i] = hsum(gBv[(size_t)(t - t0) * G * N + i]);
+                    gC[brow + i] = hsum(gCv[(size_t)(t - t0) * G * N + i]);
+                }
+            }
+        }
+    }
+    for (int h = 0; h < H; h++) gA[h] = (float)gAd[h];
+    free(hs);
+    free(g);
+    free(gBv);
+    free(gCv);
+    free(gAd);
 }
 
 /* LRU: x_t = λ x_{t-1} + v_t in place over x (Bsz, L, N) complex (re, im interleaved). */
