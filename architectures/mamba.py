@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from seqbench.architectures.registry import MIXERS
 from seqbench.architectures.scans import cuda, native
+from seqbench.architectures.scans.conv import conv_silu
 from seqbench.architectures.scans.selective import (
     DEFAULT_CHUNK,
     selective_scan,
@@ -123,7 +124,7 @@ class Mamba(nn.Module):
         return self.out_proj(y.to(x.dtype)), state
 
     def _scan_torch(self, u_raw: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-        u = F.silu(self.conv(u_raw))  # (B, L, d_inner)
+        u = conv_silu(self.conv, u_raw, fused=self.impl == "auto")  # (B, L, d_inner)
         delta, B, C = self._ssm_inputs(u)
         dtype = scan_dtype(u)
         args = (u.to(dtype), delta.to(dtype), self._A(dtype), B.to(dtype), C.to(dtype))

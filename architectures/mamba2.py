@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from seqbench.architectures.norm import RMSNorm
 from seqbench.architectures.registry import MIXERS
 from seqbench.architectures.scans import cuda, native
+from seqbench.architectures.scans.conv import conv_silu
 from seqbench.architectures.scans.ssd import (
     DEFAULT_CHUNK,
     ssd_chunked,
@@ -136,7 +137,7 @@ class Mamba2(nn.Module):
 
     def _run(self, u: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         z, xbc_raw, dt_raw = self._split_in(u)
-        x, B, C = self._split_xbc(F.silu(self.conv(xbc_raw)))
+        x, B, C = self._split_xbc(conv_silu(self.conv, xbc_raw, fused=self.impl == "auto"))
         kernel = cuda.ssd_kernel(u) if self.impl == "auto" else None
         if kernel is not None:
             y, S = kernel(

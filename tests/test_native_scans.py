@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from seqbench.architectures.scans import native
+from seqbench.architectures.scans.conv import conv_silu
 from seqbench.architectures.scans.linear_scan import linear_scan_chunked, linear_scan_native
 from seqbench.architectures.scans.selective import (
     NATIVE_CHECKPOINT,
@@ -26,6 +27,7 @@ from seqbench.architectures.scans.selective import (
 )
 from seqbench.architectures.scans.ssd import NATIVE_CHECKPOINT as SSD_CHECKPOINT
 from seqbench.architectures.scans.ssd import ssd_chunked, ssd_native
+from seqbench.architectures.ssm_parts import CausalConv1d
 
 needs_kernels = pytest.mark.skipif(not native.available(), reason=f"{native.INFO.reason}")
 
@@ -110,6 +112,28 @@ def test_ssd_kernel_equals_the_torch_scan(batch, length, heads, headdim, groups,
         assert a.shape == b.shape, name
         scale = max(1.0, float(b.detach().abs().max()))
         assert float((a - b).detach().abs().max()) <= 2e-5 * scale * max(1, length) ** 0.5, name
+
+
+@needs_kernels
+@pytest.mark.parametrize(
+    ("channels", "length", "bias"), [(7, 1, True), (40, 33, False), (48, 9, True)]
+)
+def test_conv_silu_kernel_equals_the_torch_conv(channels: int, length: int, bias: bool) -> None:
+    torch.manual_seed(channels)
+    conv = CausalConv1d(channels, 4, bias=bias)
+    x = torch.randn(3, length, channels)
+    cot = torch.randn(3, length, channels)
+    results = []
+    for fused in (True, False):
+        conv.zero_grad()
+        xx = x.clone().requires_grad_(True)
+        (conv_silu(conv, xx, fused) * cot).sum().backward()
+        grads = [conv.conv.weight.grad.clone()] + ([conv.conv.bias.grad.clone()] if bias else [])
+        results.append([conv_silu(conv, x, fused).detach(), xx.grad, *grads])
+    for a, b in zip(*results, strict=True):
+        assert a.shape == b.shape
+        scale = max(1.0, float(b.abs().max()))
+        assert float((a - b).abs().max()) <= 1e-5 * scale
 
 
 def test_no_compiler_means_no_library_and_the_torch_path(monkeypatch, tmp_path: Path) -> None:

@@ -284,6 +284,68 @@ void ssd_bwd(const float *x, const float *dt, const float *A, const float *Bm, c
     free(gAd);
 }
 
+/* Depthwise causal convolution over time followed by SiLU, forward:
+ * y[b,t,c] = silu(bias[c] + Σ_k w[k,c] x[b, t - (Kw-1) + k, c]) (zeros before t = 0).
+ * x, y (Bsz, L, C) with C a multiple of W (the caller pads); w (Kw, C); bias (C). */
+void conv_silu_fwd(const float *x, const float *w, const float *bias, float *y, int Bsz, int L,
+                   int C, int Kw) {
+    for (int b = 0; b < Bsz; b++)
+        for (int t = 0; t < L; t++)
+            for (int c0 = 0; c0 < C; c0 += W) {
+                vf acc = load(bias + c0);
+                for (int k = 0; k < Kw; k++) {
+                    int tt = t - (Kw - 1) + k;
+                    if (tt >= 0) acc += load(w + (size_t)k * C + c0) * load(x + ((size_t)b * L + tt) * C + c0);
+                }
+                store(y + ((size_t)b * L + t) * C + c0, acc / (splat(1.0f) + exp_approx(-acc)));
+            }
+}
+
+/* Its backward: gpre = gy ⊙ silu'(pre) (pre recomputed) into the caller's buffer, then
+ * gx[t] = Σ_k w[k] gpre[t + Kw-1-k], gw[k] = Σ_{b,t} gpre[t] x[t-(Kw-1)+k], gbias = Σ gpre
+ * (the sums over b and t in double). */
+void conv_silu_bwd(const float *x, const float *w, const float *bias, const float *gy,
+                   float *gpre, float *gx, float *gw, float *gbias, int Bsz, int L, int C,
+                   int Kw) {
+    double *acc_w = calloc((size_t)Kw * C, sizeof(double)), *acc_b = calloc((size_t)C, sizeof(double));
+    vf *part = aligned_alloc(sizeof(vf), sizeof(vf) * (size_t)(Kw + 1));
+    for (int b = 0; b < Bsz; b++) {
+        for (int t = 0; t < L; t++)
+            for (int c0 = 0; c0 < C; c0 += W) {
+                vf pre = load(bias + c0);
+                for (int k = 0; k < Kw; k++) {
+                    int tt = t - (Kw - 1) + k;
+                    if (tt >= 0) pre += load(w + (size_t)k * C + c0) * load(x + ((size_t)b * L + tt) * C + c0);
+                }
+                vf sg = splat(1.0f) / (splat(1.0f) + exp_approx(-pre));
+                size_t row = ((size_t)b * L + t) * C + c0;
+                store(gpre + row, load(gy + row) * sg * (splat(1.0f) + pre * (splat(1.0f) - sg)));
+            }
+        for (int c0 = 0; c0 < C; c0 += W) {
+            for (int k = 0; k <= Kw; k++) part[k] = splat(0.0f);
+            for (int t = 0; t < L; t++) {
+                vf gx_t = splat(0.0f), gp = load(gpre + ((size_t)b * L + t) * C + c0);
+                for (int k = 0; k < Kw; k++) {
+                    int ts = t + (Kw - 1) - k; /* output step that read x[t] through w[k] */
+                    if (ts < L) gx_t += load(w + (size_t)k * C + c0) * load(gpre + ((size_t)b * L + ts) * C + c0);
+                    int tx = t - (Kw - 1) + k; /* input step that output t read through w[k] */
+                    if (tx >= 0) part[k] += gp * load(x + ((size_t)b * L + tx) * C + c0);
+                }
+                part[Kw] += gp;
+                store(gx + ((size_t)b * L + t) * C + c0, gx_t);
+            }
+            for (int k = 0; k < Kw; k++)
+                for (int i = 0; i < W; i++) acc_w[(size_t)k * C + c0 + i] += part[k][i];
+            for (int i = 0; i < W; i++) acc_b[c0 + i] += part[Kw][i];
+        }
+    }
+    for (size_t i = 0; i < (size_t)Kw * C; i++) gw[i] = (float)acc_w[i];
+    for (int c = 0; c < C; c++) gbias[c] = (float)acc_b[c];
+    free(acc_w);
+    free(acc_b);
+    free(part);
+}
+
 /* LRU: x_t = λ x_{t-1} + v_t in place over x (Bsz, L, N) complex (re, im interleaved). */
 void lru_fwd(float *x, const float *lam_re, const float *lam_im, int Bsz, int L, int N) {
     for (int b = 0; b < Bsz; b++) {
