@@ -87,11 +87,13 @@ class LRU(nn.Module):
         """γ ⊙ (B u): (.., d_model) real -> (.., d_state) complex.
 
         One real matmul against B with real and imaginary rows interleaved, whose output is
-        then viewed as complex without a copy.
+        then viewed as complex without a copy. γ is real, so it scales B's rows before the
+        matmul ((N, H) numbers) instead of the complex output ((.., N) numbers, three passes
+        with the backward): the same products, far fewer of them.
         """
-        w = torch.stack([self.B_re, self.B_im], dim=1).flatten(0, 1)  # (2N, H): re, im, ...
-        v = torch.view_as_complex((u @ w.t()).unflatten(-1, (self.d_state, 2)))  # (.., N)
-        return v * torch.exp(self.gamma_log)
+        gamma = torch.exp(self.gamma_log)[:, None]  # (N, 1)
+        w = torch.stack([self.B_re * gamma, self.B_im * gamma], dim=1).flatten(0, 1)  # (2N, H)
+        return torch.view_as_complex((u @ w.t()).unflatten(-1, (self.d_state, 2)))  # (.., N)
 
     def _read(self, x: Tensor, u: Tensor) -> Tensor:
         """Re(C x) + D ⊙ u = [Re x, Im x] · [Re C, -Im C] + D ⊙ u, one real matmul."""
