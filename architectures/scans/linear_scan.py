@@ -122,18 +122,22 @@ class NativeLinearScanFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, lam: Tensor, v: Tensor) -> Tensor:  # type: ignore[override]
-        x = v.contiguous().clone()  # (b, L, N) complex64, scanned in place
+        v = v.contiguous()  # (b, L, N) complex64
+        x = torch.empty_like(v)
         lam_re, lam_im = lam.real.contiguous(), lam.imag.contiguous()
         b, length, n = x.shape
-        native.library().lru_fwd(*map(native.ptr, (x, lam_re, lam_im)), b, length, n)
+        native.library().lru_fwd(*map(native.ptr, (v, x, lam_re, lam_im)), b, length, n)
         ctx.save_for_backward(lam_re, lam_im, x)
         return x
 
     @staticmethod
     def backward(ctx, grad_x: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         lam_re, lam_im, x = ctx.saved_tensors
-        g = grad_x.contiguous().clone()  # becomes dL/dv in place
+        grad_x = grad_x.contiguous()
+        g = torch.empty_like(grad_x)  # dL/dv
         grad_lam = torch.empty(lam_re.shape[0], dtype=g.dtype)  # (N,) complex
         b, length, n = g.shape
-        native.library().lru_bwd(*map(native.ptr, (g, x, lam_re, lam_im, grad_lam)), b, length, n)
+        native.library().lru_bwd(
+            *map(native.ptr, (grad_x, g, x, lam_re, lam_im, grad_lam)), b, length, n
+        )
         return grad_lam, g

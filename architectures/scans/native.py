@@ -45,8 +45,8 @@ SIGNATURES = {
     "ssd_bwd": [ctypes.c_void_p] * 12 + [ctypes.c_int] * 7,
     "conv_silu_fwd": [ctypes.c_void_p] * 4 + [ctypes.c_int] * 4,
     "conv_silu_bwd": [ctypes.c_void_p] * 8 + [ctypes.c_int] * 4,
-    "lru_fwd": [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3,
-    "lru_bwd": [ctypes.c_void_p] * 5 + [ctypes.c_int] * 3,
+    "lru_fwd": [ctypes.c_void_p] * 4 + [ctypes.c_int] * 3,
+    "lru_bwd": [ctypes.c_void_p] * 6 + [ctypes.c_int] * 3,
 }
 
 

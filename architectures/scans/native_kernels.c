@@ -346,42 +346,52 @@ void conv_silu_bwd(const float *x, const float *w, const float *bias, const floa
     free(part);
 }
 
-/* LRU: x_t = λ x_{t-1} + v_t in place over x (Bsz, L, N) complex (re, im interleaved). */
-void lru_fwd(float *x, const float *lam_re, const float *lam_im, int Bsz, int L, int N) {
+/* LRU: x_t = λ x_{t-1} + v_t, x (Bsz, L, N) complex (re, im interleaved) written from v in
+ * one pass (no copy first). */
+void lru_fwd(const float *v, float *x, const float *lam_re, const float *lam_im, int Bsz, int L,
+             int N) {
     for (int b = 0; b < Bsz; b++) {
+        const float *vb = v + (size_t)b * L * N * 2;
         float *xb = x + (size_t)b * L * N * 2;
+        memcpy(xb, vb, sizeof(float) * 2 * N);
         for (int t = 1; t < L; t++) {
-            const float *p = xb + (size_t)(t - 1) * N * 2;
+            const float *p = xb + (size_t)(t - 1) * N * 2, *in = vb + (size_t)t * N * 2;
             float *c = xb + (size_t)t * N * 2;
             for (int n = 0; n < N; n++) {
                 float pr = p[2 * n], pi = p[2 * n + 1];
-                c[2 * n] += lam_re[n] * pr - lam_im[n] * pi;
-                c[2 * n + 1] += lam_re[n] * pi + lam_im[n] * pr;
+                c[2 * n] = in[2 * n] + lam_re[n] * pr - lam_im[n] * pi;
+                c[2 * n + 1] = in[2 * n + 1] + lam_re[n] * pi + lam_im[n] * pr;
             }
         }
     }
 }
 
-/* LRU backward: g (Bsz, L, N) complex holds dL/dx in and dL/dv out (the reverse scan with
- * conj(λ)); glam (N) complex out = Σ_{b, t>=1} conj(x_{t-1}) g_t, accumulated in double. */
-void lru_bwd(float *g, const float *x, const float *lam_re, const float *lam_im, float *glam,
-             int Bsz, int L, int N) {
+/* LRU backward: g_t = gx_t + conj(λ) g_{t+1} (dL/dv, written into g from gx in one pass) and
+ * glam = Σ_{b, t>=1} conj(x_{t-1}) g_t (N complex; float per batch row, double across). */
+void lru_bwd(const float *gx, float *g, const float *x, const float *lam_re,
+             const float *lam_im, float *glam, int Bsz, int L, int N) {
     double *acc = calloc((size_t)N * 2, sizeof(double));
+    float *part = malloc(sizeof(float) * (size_t)N * 2);
     for (int b = 0; b < Bsz; b++) {
+        const float *gxb = gx + (size_t)b * L * N * 2, *xb = x + (size_t)b * L * N * 2;
         float *gb = g + (size_t)b * L * N * 2;
-        const float *xb = x + (size_t)b * L * N * 2;
+        memset(part, 0, sizeof(float) * (size_t)N * 2);
+        memcpy(gb + (size_t)(L - 1) * N * 2, gxb + (size_t)(L - 1) * N * 2, sizeof(float) * 2 * N);
         for (int t = L - 1; t >= 1; t--) {
-            float *c = gb + (size_t)t * N * 2, *p = gb + (size_t)(t - 1) * N * 2;
-            const float *xp = xb + (size_t)(t - 1) * N * 2;
+            const float *c = gb + (size_t)t * N * 2, *xp = xb + (size_t)(t - 1) * N * 2;
+            const float *in = gxb + (size_t)(t - 1) * N * 2;
+            float *p = gb + (size_t)(t - 1) * N * 2;
             for (int n = 0; n < N; n++) {
                 float gr = c[2 * n], gi = c[2 * n + 1], xr = xp[2 * n], xi = xp[2 * n + 1];
-                acc[2 * n] += (double)(xr * gr + xi * gi);
-                acc[2 * n + 1] += (double)(xr * gi - xi * gr);
-                p[2 * n] += lam_re[n] * gr + lam_im[n] * gi; /* conj(λ) g_t */
-                p[2 * n + 1] += lam_re[n] * gi - lam_im[n] * gr;
+                part[2 * n] += xr * gr + xi * gi;
+                part[2 * n + 1] += xr * gi - xi * gr;
+                p[2 * n] = in[2 * n] + lam_re[n] * gr + lam_im[n] * gi; /* conj(λ) g_t */
+                p[2 * n + 1] = in[2 * n + 1] + lam_re[n] * gi - lam_im[n] * gr;
             }
         }
+        for (int n = 0; n < 2 * N; n++) acc[n] += part[n];
     }
     for (int n = 0; n < 2 * N; n++) glam[n] = (float)acc[n];
     free(acc);
+    free(part);
 }
