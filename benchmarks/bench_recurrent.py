@@ -460,7 +460,8 @@ def verdicts(sections: dict[str, Section], args: argparse.Namespace) -> list[dic
     bound = traffic_bound_s(args, 4096)
     if bound is not None and 4096 in scan.lengths:
         ours = scan.times["ours"][scan.lengths.index(4096)]
-        checks.append(("17: scan ours / memory-traffic bound at L 4096", ours / bound, 3.0, "<="))
+        what = f"17: scan ours / memory-traffic bound ({1e3 * bound:.1f} ms) at L 4096"
+        checks.append((what, ours / bound, 3.0, "<="))
     lru_ratio = lru.ratio("reference", 4096)
     checks.append(("17: lru-scan reference/ours at L 4096", lru_ratio, 5.0, ">="))
     if "mamba2" in sections:

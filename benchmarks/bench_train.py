@@ -10,7 +10,8 @@ every 50 steps, amortised per step). Printed per preset and length:
     and their ratio;
   - phases: data, forward+backward, optimizer (clip + AdamW + schedule), evaluation;
   - forward+backward split by torch.profiler self-CPU time into matmuls, attention kernels,
-    scan kernels (our autograd functions, C or PyTorch), elementwise ops, and dispatch/Python
+    scan kernels (our autograd functions, C or PyTorch), elementwise ops (the fused C conv +
+    SiLU included), and dispatch/Python
     overhead (the measured forward+backward time that no kernel accounts for: op dispatch,
     autograd bookkeeping, view ops, Python); plus the fixed cost of a step at batch 1 length 16;
   - model FLOPs per step (torch's counter: matmuls and attention) and MFU against both the
@@ -70,8 +71,10 @@ def category(name: str) -> str:
         return "matmul"
     if "scaled_dot_product" in name or "flash_attention" in name:
         return "attention"
-    if "ScanFn" in name:
+    if "ScanFn" in name or "SSDFn" in name:  # our scan autograd functions, C or PyTorch
         return "scan"
+    if "ConvSiluFn" in name:  # the fused conv + SiLU kernel: elementwise work, done in C
+        return "elementwise"
     if name.startswith("aten::") and name not in VIEWS:
         return "elementwise"
     return "dispatch"  # view ops, autograd nodes, Python-level ranges
