@@ -12,7 +12,9 @@ variance independent of |λ| (without it, x blows up as |λ| -> 1).
 
 There are no input-dependent gates, so this is the time-invariant baseline to the selective
 Mamba mixers. Decoding keeps x (B, d_state) complex: a fixed size.
-kernel_path: "torch-scan" (chunked matmul scan) or "torch-reference" (impl="reference").
+kernel_path: "c-native" (the C kernel, complex64 on the CPU with impl="auto" when a C compiler
+is there), "torch-scan" (the chunked PyTorch scan; impl="torch" forces it) or "torch-reference"
+(impl="reference").
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import torch
 from torch import Tensor, nn
 
 from seqbench.architectures.registry import MIXERS
-from seqbench.architectures.scans import cuda
+from seqbench.architectures.scans import cuda, native
 from seqbench.architectures.scans.linear_scan import (
     DEFAULT_CHUNK,
     linear_scan_chunked,
+    linear_scan_native,
     linear_scan_ref,
     linear_step,
 )
@@ -85,11 +88,13 @@ class LRU(nn.Module):
         """γ ⊙ (B u): (.., d_model) real -> (.., d_state) complex.
 
         One real matmul against B with real and imaginary rows interleaved, whose output is
-        then viewed as complex without a copy.
+        then viewed as complex without a copy. γ is real, so it scales B's rows before the
+        matmul ((N, H) numbers) instead of the complex output ((.., N) numbers, three passes
+        with the backward): the same products, far fewer of them.
         """
-        w = torch.stack([self.B_re, self.B_im], dim=1).flatten(0, 1)  # (2N, H): re, im, ...
-        v = torch.view_as_complex((u @ w.t()).unflatten(-1, (self.d_state, 2)))  # (.., N)
-        return v * torch.exp(self.gamma_log)
+        gamma = torch.exp(self.gamma_log)[:, None]  # (N, 1)
+        w = torch.stack([self.B_re * gamma, self.B_im * gamma], dim=1).flatten(0, 1)  # (2N, H)
+        return torch.view_as_complex((u @ w.t()).unflatten(-1, (self.d_state, 2)))  # (.., N)
 
     def _read(self, x: Tensor, u: Tensor) -> Tensor:
         """Re(C x) + D ⊙ u = [Re x, Im x] · [Re C, -Im C] + D ⊙ u, one real matmul."""
@@ -105,8 +110,12 @@ class LRU(nn.Module):
         v = self._drive(u_s)  # (B, L, N) complex
         if self.impl == "reference":
             xs, x_last = linear_scan_ref(self.log_lambda(), v)
+        elif self.impl == "auto" and v.dtype == torch.complex64 and native.usable(v):
+            xs, x_last = linear_scan_native(self.log_lambda(), v)
+            self.kernel_path = native.PATH_NATIVE
         else:
             xs, x_last = linear_scan_chunked(self.log_lambda(), v, chunk=self.chunk)
+            self.kernel_path = cuda.PATH_TORCH
         return self._read(xs, u_s).to(u.dtype), {"x": x_last.to(_complex(u.dtype))}
 
     def init_state(

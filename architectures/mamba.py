@@ -10,7 +10,10 @@ the log keeps it negative (stable decay) under any update. Decoding keeps the sc
 Kernel paths (recorded in `kernel_path` after every forward):
 - "mamba-ssm-cuda": CUDA tensors with mamba-ssm importable (its fused selective scan, and
   causal-conv1d's kernel when installed);
-- "torch-scan": our chunked CPU scan (`seqbench.architectures.scans.selective`), everywhere else;
+- "c-native": the fused C kernel (`scans/native_kernels.c`, built at first use) for float32 on
+  the CPU with impl="auto" when a C compiler is there;
+- "torch-scan": our chunked PyTorch scan (`seqbench.architectures.scans.selective`), everywhere
+  else (impl="torch" forces it: the fallback and the oracle of the C kernel);
 - "torch-reference": the sequential reference, when built with impl="reference".
 """
 
@@ -23,10 +26,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqbench.architectures.registry import MIXERS
-from seqbench.architectures.scans import cuda
+from seqbench.architectures.scans import cuda, native
+from seqbench.architectures.scans.conv import conv_silu
 from seqbench.architectures.scans.selective import (
     DEFAULT_CHUNK,
     selective_scan,
+    selective_scan_native,
     selective_scan_ref,
     selective_step,
 )
@@ -46,8 +51,9 @@ IMPLS = ("auto", "torch", "reference")
 
 @MIXERS.register("mamba", family="ssm")
 class Mamba(nn.Module):
-    """Mamba-1 block mixer. impl: "auto" (mamba-ssm on CUDA when installed, else the chunked
-    PyTorch scan), "torch" (always the chunked scan) or "reference" (sequential loop)."""
+    """Mamba-1 block mixer. impl: "auto" (mamba-ssm on CUDA when installed, the C kernel on the
+    CPU when it builds, else the chunked PyTorch scan), "torch" (always the chunked PyTorch
+    scan) or "reference" (sequential loop)."""
 
     def __init__(
         self,
@@ -121,12 +127,15 @@ class Mamba(nn.Module):
         return self.out_proj(y.to(x.dtype)), state
 
     def _scan_torch(self, u_raw: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-        u = F.silu(self.conv(u_raw))  # (B, L, d_inner)
+        u = conv_silu(self.conv, u_raw, fused=self.impl == "auto")  # (B, L, d_inner)
         delta, B, C = self._ssm_inputs(u)
         dtype = scan_dtype(u)
         args = (u.to(dtype), delta.to(dtype), self._A(dtype), B.to(dtype), C.to(dtype))
         if self.impl == "reference":
             y, h = selective_scan_ref(*args)
+        elif self.impl == "auto" and dtype == torch.float32 and native.usable(u):
+            y, h = selective_scan_native(*args)
+            self.kernel_path = native.PATH_NATIVE
         else:
             y, h = selective_scan(*args, chunk=self.chunk)
             self.kernel_path = cuda.PATH_TORCH

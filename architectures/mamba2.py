@@ -11,7 +11,9 @@ all input-dependent projections come from one in-projection. Decoding keeps the 
 over [x, B, C] and the per-head states (B, H, headdim, d_state): a fixed size.
 
 Kernel paths (`kernel_path`, updated by every forward): "mamba-ssm-cuda" (mamba-ssm's Triton
-`mamba_chunk_scan_combined` on CUDA when importable), "torch-scan" (our chunked SSD),
+`mamba_chunk_scan_combined` on CUDA when importable), "c-native" (the C kernel in
+`scans/native_kernels.c`, float32 on the CPU with impl="auto" when a C compiler is there),
+"torch-scan" (our chunked SSD; impl="torch" forces it),
 "torch-reference" (impl="reference", the sequential loop).
 """
 
@@ -26,8 +28,15 @@ from torch import Tensor, nn
 
 from seqbench.architectures.norm import RMSNorm
 from seqbench.architectures.registry import MIXERS
-from seqbench.architectures.scans import cuda
-from seqbench.architectures.scans.ssd import DEFAULT_CHUNK, ssd_chunked, ssd_ref, ssd_step
+from seqbench.architectures.scans import cuda, native
+from seqbench.architectures.scans.conv import conv_silu
+from seqbench.architectures.scans.ssd import (
+    DEFAULT_CHUNK,
+    ssd_chunked,
+    ssd_native,
+    ssd_ref,
+    ssd_step,
+)
 from seqbench.architectures.ssm_parts import (
     CausalConv1d,
     check_dt_range,
@@ -133,7 +142,7 @@ class Mamba2(nn.Module):
 
     def _run(self, u: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         z, xbc_raw, dt_raw = self._split_in(u)
-        x, B, C = self._split_xbc(F.silu(self.conv(xbc_raw)))
+        x, B, C = self._split_xbc(conv_silu(self.conv, xbc_raw, fused=self.impl == "auto"))
         kernel = cuda.ssd_kernel(u) if self.impl == "auto" else None
         if kernel is not None:
             y, S = kernel(
@@ -147,6 +156,9 @@ class Mamba2(nn.Module):
             args = (x.to(dtype), dt, self._A(dtype), B.to(dtype), C.to(dtype))
             if self.impl == "reference":
                 y, S = ssd_ref(*args)
+            elif self.impl == "auto" and dtype == torch.float32 and native.usable(u):
+                y, S = ssd_native(*args)
+                self.kernel_path = native.PATH_NATIVE
             else:
                 y, S = ssd_chunked(*args, chunk=self.chunk)
                 self.kernel_path = cuda.PATH_TORCH

@@ -21,7 +21,7 @@ from seqbench.architectures.contract import prefill_by_steps, state_bytes
 from seqbench.architectures.lru import LRU
 from seqbench.architectures.mamba import Mamba
 from seqbench.architectures.mamba2 import Mamba2
-from seqbench.architectures.scans import cuda
+from seqbench.architectures.scans import cuda, native
 from seqbench.errors import UserError
 
 D_MODEL = 16
@@ -116,7 +116,9 @@ def test_kernel_path_is_recorded(name: str) -> None:
     fast, ref = build(name), build(name, impl="reference")
     fast(probe(1, 5))
     ref(probe(1, 5))
-    assert fast.kernel_path == cuda.PATH_TORCH
+    # float32 on the CPU: the C kernel where it builds, else the PyTorch scan.
+    expected = native.PATH_NATIVE if native.available() else cuda.PATH_TORCH
+    assert fast.kernel_path == expected
     assert ref.kernel_path == cuda.PATH_REFERENCE
 
 

@@ -23,6 +23,8 @@ import itertools
 import torch
 from torch import Tensor
 
+from seqbench.architectures.scans import native
+
 DEFAULT_CHUNK = 64  # ~ sqrt(4096): balances the T in-chunk steps against the L/T carries
 
 
@@ -103,3 +105,39 @@ class LinearScanFn(torch.autograd.Function):
         scan_inplace(lam.conj(), g.transpose(0, 1), ctx.chunk, reverse=True)
         grad_lam = torch.linalg.vecdot(x[:, :-1], g[:, 1:], dim=1).sum(0)  # (N,)
         return grad_lam, g, None
+
+
+def linear_scan_native(log_lam: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    """The C kernel (`native_kernels.c`) with the signature of `linear_scan_ref` (no x0).
+
+    complex64 on the CPU only; callers check `native.usable` first and otherwise use
+    `linear_scan_chunked` (the PyTorch path, also this kernel's oracle in the tests).
+    """
+    x = NativeLinearScanFn.apply(torch.exp(log_lam), v)  # (b, L, N)
+    return x, x[:, -1]
+
+
+class NativeLinearScanFn(torch.autograd.Function):
+    """`LinearScanFn`'s math, one sequential pass over time each way, in C (memory-bound)."""
+
+    @staticmethod
+    def forward(ctx, lam: Tensor, v: Tensor) -> Tensor:  # type: ignore[override]
+        v = v.contiguous()  # (b, L, N) complex64
+        x = torch.empty_like(v)
+        lam_re, lam_im = lam.real.contiguous(), lam.imag.contiguous()
+        b, length, n = x.shape
+        native.library().lru_fwd(*map(native.ptr, (v, x, lam_re, lam_im)), b, length, n)
+        ctx.save_for_backward(lam_re, lam_im, x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad_x: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        lam_re, lam_im, x = ctx.saved_tensors
+        grad_x = grad_x.contiguous()
+        g = torch.empty_like(grad_x)  # dL/dv
+        grad_lam = torch.empty(lam_re.shape[0], dtype=g.dtype)  # (N,) complex
+        b, length, n = g.shape
+        native.library().lru_bwd(
+            *map(native.ptr, (grad_x, g, x, lam_re, lam_im, grad_lam)), b, length, n
+        )
+        return grad_lam, g

@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from seqbench.architectures.scans import native
+
 DEFAULT_CHUNK = (
     8  # time steps per batched block: (chunk, B, N, D) buffers stay in L2; measured best
 )
@@ -197,3 +199,57 @@ class SelectiveScanFn(torch.autograd.Function):
             _unchunked(g_C[:, :, :, 0], length),
             None,
         )
+
+
+NATIVE_CHECKPOINT = 32  # steps between saved states in the C kernel: its chunk buffers fit L2
+
+
+def selective_scan_native(
+    u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The fused C kernel (`native_kernels.c`), same signature and results as `selective_scan`.
+
+    float32 on the CPU only; callers check `native.usable` first and fall back to
+    `selective_scan` (the PyTorch path) otherwise.
+    """
+    return NativeSelectiveScanFn.apply(u, delta, A, B, C)
+
+
+class NativeSelectiveScanFn(torch.autograd.Function):
+    """Forward saves the state every NATIVE_CHECKPOINT steps; backward recomputes from them."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C):  # type: ignore[override]
+        channels = u.shape[2]
+        # The kernel works on blocks of native.BLOCK channels: pad with Δ = 0, u = 0, A = 0
+        # (decay 1, no input, zero output), and cut the padding off every result.
+        u, delta = native.pad_last(u, native.BLOCK), native.pad_last(delta, native.BLOCK)
+        A_t = native.pad_last(A.t(), native.BLOCK)  # (N, Dp)
+        B, C = B.contiguous(), C.contiguous()
+        batch, length, padded = u.shape
+        n, K = A.shape[1], NATIVE_CHECKPOINT
+        y = torch.empty_like(u)  # (B, L, Dp)
+        checkpoints = u.new_empty(batch, -(-length // K) + 1, n, padded)  # (B, c+1, N, Dp)
+        native.library().selective_fwd(
+            *map(native.ptr, (u, delta, A_t, B, C, y, checkpoints)), batch, length, padded, n, K
+        )
+        ctx.save_for_backward(u, delta, A_t, B, C, checkpoints)
+        ctx.channels = channels
+        h_last = checkpoints[:, -1, :, :channels].transpose(1, 2).contiguous()  # (B, D, N)
+        ctx.mark_non_differentiable(h_last)
+        return y[..., :channels], h_last
+
+    @staticmethod
+    def backward(ctx, grad_y, _grad_h):  # type: ignore[override]
+        u, delta, A_t, B, C, checkpoints = ctx.saved_tensors
+        batch, length, padded = u.shape
+        n, d = A_t.shape[0], ctx.channels
+        grad_y = native.pad_last(grad_y, native.BLOCK)
+        g_u, g_delta = torch.empty_like(u), torch.empty_like(u)
+        g_A_t, g_B, g_C = torch.empty_like(A_t), torch.empty_like(B), torch.empty_like(C)
+        native.library().selective_bwd(
+            *map(native.ptr, (u, delta, A_t, B, C, checkpoints, grad_y)),
+            *map(native.ptr, (g_u, g_delta, g_A_t, g_B, g_C)),
+            batch, length, padded, n, NATIVE_CHECKPOINT,
+        )  # fmt: skip
+        return g_u[..., :d], g_delta[..., :d], g_A_t[:, :d].t(), g_B, g_C

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from seqbench.architectures.scans import native
+
 DEFAULT_CHUNK = 64  # CPU cost grows with L * chunk inside chunks and (L / chunk)^2 across them
 
 
@@ -92,3 +94,52 @@ def ssd_chunked(
     y = y + (Cc @ carried[:, :, :, :-1].transpose(-1, -2)) * cum
     y = y.permute(0, 3, 4, 1, 2, 5).reshape(b, c * T, H, P)[:, :L]
     return y, carried[:, :, :, -1].reshape(b, H, P, N)
+
+
+NATIVE_CHECKPOINT = 16  # steps between saved states in the C kernel (its chunk buffer fits L2)
+
+
+def ssd_native(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor) -> tuple[Tensor, Tensor]:
+    """The fused C kernel (`native_kernels.c`) with the signature of `ssd_ref` (no S0).
+
+    float32 on the CPU only; callers check `native.usable` first and otherwise use
+    `ssd_chunked` (the PyTorch path, also this kernel's oracle in the tests).
+    """
+    return NativeSSDFn.apply(x, dt, A, B, C)
+
+
+class NativeSSDFn(torch.autograd.Function):
+    """The recurrence itself, one step at a time over blocks of head channels, in C: no
+    (T x T) decay matrices, the state saved every NATIVE_CHECKPOINT steps and recomputed."""
+
+    @staticmethod
+    def forward(ctx, x, dt, A, B, C):  # type: ignore[override]
+        b, L, H, P = x.shape
+        G, N = B.shape[-2:]
+        xp = native.pad_last(x, native.BLOCK)  # (b, L, H, Pp): padded channels stay zero
+        dt, A, B, C = (t.contiguous() for t in (dt, A, B, C))
+        Pp, K = xp.shape[-1], NATIVE_CHECKPOINT
+        blocks = H * Pp // native.BLOCK
+        y = torch.empty_like(xp)
+        ckpt = x.new_empty(b, -(-L // K) + 1, blocks, N, native.BLOCK)
+        native.library().ssd_fwd(*map(native.ptr, (xp, dt, A, B, C, y, ckpt)), b, L, H, Pp, G, N, K)
+        ctx.save_for_backward(xp, dt, A, B, C, ckpt)
+        ctx.P = P
+        last = ckpt[:, -1].view(b, H, Pp // native.BLOCK, N, native.BLOCK)
+        S = last.transpose(-1, -2).reshape(b, H, Pp, N)[:, :, :P].contiguous()
+        ctx.mark_non_differentiable(S)
+        return y[..., :P], S
+
+    @staticmethod
+    def backward(ctx, grad_y, _grad_S):  # type: ignore[override]
+        xp, dt, A, B, C, ckpt = ctx.saved_tensors
+        b, L, H, Pp = xp.shape
+        G, N = B.shape[-2:]
+        gy = native.pad_last(grad_y, native.BLOCK)
+        gx, gdt, gA = torch.empty_like(xp), torch.empty_like(dt), torch.empty_like(A)
+        gB, gC = torch.empty_like(B), torch.empty_like(C)
+        native.library().ssd_bwd(
+            *map(native.ptr, (xp, dt, A, B, C, ckpt, gy, gx, gdt, gA, gB, gC)),
+            b, L, H, Pp, G, N, NATIVE_CHECKPOINT,
+        )  # fmt: skip
+        return gx[..., : ctx.P], gdt, gA, gB, gC

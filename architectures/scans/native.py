@@ -1,0 +1,171 @@
+"""The fused C scan kernels (`native_kernels.c`): built at first use, loaded through ctypes.
+
+Why C through ctypes and not a PyTorch C++ extension: the kernels only need float pointers,
+so the source includes no PyTorch header and compiles in about a second with any C compiler
+(a torch extension takes a minute and needs ninja and matching headers). Nothing is installed:
+the shared library is built once per source, compiler flags and CPU into a cache folder and
+reused by every later process.
+
+Where there is no compiler (a bare Windows machine, a slim container), the build fails
+quietly, `library()` returns None and every mixer runs its PyTorch scan instead: the same
+math, slower (docs/performance.md). Set SEQBENCH_NATIVE=0 to force that fallback;
+SEQBENCH_KERNEL_CACHE picks the cache folder (default ~/.cache/seqbench/kernels); CC picks
+the compiler (default: cc, gcc or clang, the first found).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch.nn.functional as F
+from torch import Tensor
+
+SOURCE = Path(__file__).with_name("native_kernels.c")
+BLOCK = 16  # channels per block in the kernels (W in native_kernels.c)
+PATH_NATIVE = "c-native"  # the kernel_path a mixer records when these kernels ran
+ENV_SWITCH = "SEQBENCH_NATIVE"
+ENV_CACHE = "SEQBENCH_KERNEL_CACHE"
+# Tried in order: the host's own vector width first, then a portable build.
+FLAG_SETS = (["-O3", "-march=native", "-std=c11"], ["-O3", "-std=c11"])
+SIGNATURES = {
+    "selective_fwd": [ctypes.c_void_p] * 7 + [ctypes.c_int] * 5,
+    "selective_bwd": [ctypes.c_void_p] * 12 + [ctypes.c_int] * 5,
+    "ssd_fwd": [ctypes.c_void_p] * 7 + [ctypes.c_int] * 7,
+    "ssd_bwd": [ctypes.c_void_p] * 12 + [ctypes.c_int] * 7,
+    "conv_silu_fwd": [ctypes.c_void_p] * 4 + [ctypes.c_int] * 4,
+    "conv_silu_bwd": [ctypes.c_void_p] * 8 + [ctypes.c_int] * 4,
+    "lru_fwd": [ctypes.c_void_p] * 4 + [ctypes.c_int] * 3,
+    "lru_bwd": [ctypes.c_void_p] * 6 + [ctypes.c_int] * 3,
+}
+
+
+@dataclass
+class BuildInfo:
+    """What the last `library()` call found: the path, the seconds the build took, or why not."""
+
+    path: Path | None = None
+    build_s: float | None = None  # None when it was loaded from the cache
+    reason: str | None = None  # why there is no library (None when there is one)
+
+
+INFO = BuildInfo()
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _compiler() -> str | None:
+    for name in [os.environ.get("CC"), "cc", "gcc", "clang"]:
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+def _cpu_fingerprint() -> str:
+    """Part of the cache key: a -march=native build must not load on a different CPU."""
+    text = f"{platform.machine()} {platform.processor()}"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith(("flags", "model name", "Features", "CPU part")):
+                text += line
+    return text
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get(ENV_CACHE)
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "seqbench" / "kernels"
+
+
+def _suffix() -> str:
+    return ".dll" if sys.platform == "win32" else ".so"
+
+
+def _build(compiler: str, target: Path) -> str | None:
+    """Compile SOURCE into target (atomically); None on success, else the reason."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    last = "no flag set worked"
+    for flags in FLAG_SETS:
+        fd, tmp = tempfile.mkstemp(suffix=_suffix(), dir=target.parent)
+        os.close(fd)
+        cmd = [compiler, *flags, "-shared", "-fPIC", "-o", tmp, str(SOURCE), "-lm"]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.SubprocessError) as err:
+            Path(tmp).unlink(missing_ok=True)
+            return f"{compiler} could not run: {err}"
+        if done.returncode == 0:
+            os.replace(tmp, target)  # atomic: concurrent builders never see half a file
+            return None
+        Path(tmp).unlink(missing_ok=True)
+        last = (done.stderr.strip().splitlines() or ["failed"])[-1]
+    return f"{compiler} failed: {last}"
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The loaded kernels, building them first if needed; None when they cannot be had."""
+    if not enabled():
+        INFO.reason = f"disabled by {ENV_SWITCH}=0"
+        return None
+    compiler = _compiler()
+    if compiler is None:
+        INFO.reason = "no C compiler found (set CC)"
+        return None
+    key = hashlib.sha256(
+        SOURCE.read_bytes() + repr((FLAG_SETS, compiler, _cpu_fingerprint())).encode()
+    ).hexdigest()[:16]
+    target = _cache_dir() / f"scans-{key}{_suffix()}"
+    try:
+        if not target.is_file():
+            start = time.perf_counter()
+            reason = _build(compiler, target)
+            if reason is not None:
+                INFO.reason = reason
+                return None
+            INFO.build_s = time.perf_counter() - start
+        lib = ctypes.CDLL(str(target))
+    except OSError as err:
+        INFO.reason = f"could not build or load {target}: {err}"
+        return None
+    for name, argtypes in SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = argtypes, None
+    INFO.path = target
+    return lib
+
+
+def available() -> bool:
+    return library() is not None
+
+
+def usable(*tensors: Tensor) -> bool:
+    """True when the kernels can take these tensors: float32 (or complex64) on the CPU."""
+    return all(t.device.type == "cpu" for t in tensors) and available()
+
+
+def pad_last(t: Tensor, block: int) -> Tensor:
+    """t made contiguous, its last dimension zero-padded up to a multiple of `block`."""
+    extra = -t.shape[-1] % block
+    return F.pad(t, (0, extra)).contiguous() if extra else t.contiguous()
+
+
+def ptr(t: Tensor) -> int:
+    """Address of a contiguous tensor's first element, for ctypes."""
+    assert t.is_contiguous(), "native kernels need contiguous tensors"
+    return t.data_ptr()
