@@ -3,6 +3,10 @@
 Write to a temporary file in the same folder, fsync, rename over the target, fsync the folder
 (so the rename itself survives a crash). Records and reports share this one writer.
 
+Temporary names carry the writer's host and pid (`.NAME~HOST~PID~RANDOM.tmp`), so that a
+writer can tell an abandoned temporary file from another live writer's
+(`seqbench.harness.lock`).
+
 Why the chmod: `tempfile.mkstemp` creates files readable by their owner only (0600), and the
 rename keeps that mode, so results on a shared filesystem would be unreadable by colleagues.
 Files get the mode a plain `open(path, "w")` would give: 0666 minus the umask.
@@ -13,6 +17,8 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+
+from seqbench.harness.lock import TEMP_SUFFIX, temp_prefix
 
 
 def _umask() -> int:
@@ -28,7 +34,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write `text` (UTF-8) to `path` atomically; creates the parent folder; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
