@@ -6,6 +6,11 @@ cannot run (heads not dividing d_model, too many pairs for the length, an unknow
 run their checks without allocating weights) and builds the task at every length, all without
 training. It also fills in the defaults (device, dtype, preset width and depth, every task
 knob), so the resolved spec — and therefore its run_id — says exactly what ran.
+
+A run's identity is more than its spec: the same spec names a different experiment once a
+preset's recipe or a task's generator changes. `Prepared.run_id` therefore hashes the resolved
+spec (optimiser and schedule constants included), the resolved model config (every field)
+and the task's declared version; `Prepared.definition` is what the record keeps of it.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from seqbench.architectures import (
 )
 from seqbench.architectures.presets import apply_overrides, validate_config
 from seqbench.errors import UserError
-from seqbench.harness.records import canonical_json
+from seqbench.harness.records import canonical_json, spec_hash
 from seqbench.harness.spec import RunSpec
 from seqbench.registry import import_dotted, is_dotted_path
 from seqbench.tasks import Task, make_task
@@ -47,11 +52,41 @@ class Prepared:
     gate_targets: list[str]  # out-of-tree architecture names the conformance gate must pass
 
     @property
+    def definition(self) -> dict[str, Any]:
+        """What defines the run beyond its spec, as the record keeps it: the resolved model
+        config, the mixers' families and the task's version and tags."""
+        families = {name: mixer_family(name) for name in self.config.layer_pattern}
+        distinct = set(families.values())
+        return {
+            "model": self.config.to_dict(),
+            "family": distinct.pop() if len(distinct) == 1 else "hybrid",
+            "mixer_families": families,
+            "task": {
+                "name": self.task.name or self.spec.task,
+                "version": self.task.version,
+                "tags": list(self.task.tags),
+            },
+        }
+
+    @property
     def run_id(self) -> str:
-        return self.spec.run_id
+        """The identity hash: spec + resolved model config + task version."""
+        return run_identity(self.spec, self.config, self.task)
 
     def task_at(self, length: int) -> Task:
         return self.task if length == self.task.seq_len else self.task.at_length(length)
+
+
+def run_identity(spec: RunSpec, config: ModelConfig, task: Task) -> str:
+    identity = {"spec": spec.to_dict(), "model": config.to_dict(), "task_version": task.version}
+    return spec_hash("run", identity)
+
+
+def mixer_family(name: str) -> str | None:
+    """A sequence mixer's registered family; None for an unregistered class given by path."""
+    if is_dotted_path(name):
+        return None
+    return MIXERS.meta(name).get("family")
 
 
 def prepare(spec: RunSpec, target: str | None = None) -> Prepared:

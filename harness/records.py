@@ -6,6 +6,8 @@ Layout: DIR/runs/<run_id>.json. Every record is a JSON object with at least
     kind            "run" (train/eval) or "profile"
     run_id          hash of the canonical spec (also the file name)
     spec            the full spec that produced it (canonical JSON)
+    definition      run records: what defines the run beyond its spec (resolved model config,
+                    mixer families, task version and tags); part of the run_id
     status          "ok" | "failed" | "oom" | "diverged"
     reason          null or a one-line message
     metrics         kind-specific measurements (plain JSON)
@@ -111,6 +113,7 @@ def make_record(
     metrics: dict[str, Any] | None = None,
     timings: dict[str, Any] | None = None,
     device: str | None = None,
+    definition: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A complete record with environment, commit and time filled in."""
     if status not in STATUSES:
@@ -120,6 +123,7 @@ def make_record(
         "kind": kind,
         "run_id": run_id,
         "spec": spec,
+        "definition": definition,
         "status": status,
         "reason": reason,
         "metrics": metrics or {},

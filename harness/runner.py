@@ -31,9 +31,11 @@ def execute(spec_data: dict[str, Any]) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     timings: dict[str, Any] = {}
     status, reason = "ok", None
+    run_id, definition = spec.spec_id, None  # until prepare has resolved the identity
     try:
         prepared = prepare(spec)
         spec = prepared.spec  # already resolved in a sweep; resolved here for direct calls
+        run_id, definition = prepared.run_id, prepared.definition
         status, reason = run_prepared(prepared, metrics, timings)
     except Exception as exc:
         status = "oom" if is_oom_error(exc) else "failed"
@@ -45,8 +47,9 @@ def execute(spec_data: dict[str, Any]) -> dict[str, Any]:
     timings["wall_s"] = time.perf_counter() - start
     return make_record(
         kind="run",
-        run_id=spec.run_id,
+        run_id=run_id,
         spec=spec.to_dict(),
+        definition=definition,
         status=status,
         reason=reason,
         metrics=metrics,
@@ -63,11 +66,7 @@ def run_prepared(
     torch.manual_seed(derive_seed(spec.seed, "init"))
     model = LanguageModel(prepared.config).to(spec.device)
     counts = model.parameter_counts()
-    metrics.update(
-        params_total=counts["total"],
-        params_active=counts["active"],
-        model=prepared.config.to_dict(),
-    )
+    metrics.update(params_total=counts["total"], params_active=counts["active"])
     result = train(model, prepared.task, spec)
     metrics.update(training_metrics(result))
     timings.update(

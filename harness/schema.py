@@ -116,6 +116,18 @@ def _check_ints(value: Any, depth: int = 0) -> None:
             _check_ints(item, depth + 1)
 
 
+def _check_finite(value: Any, where: str) -> None:
+    """No NaN or infinity in a spec: specs are hashed as canonical JSON, which has neither."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} holds a non-finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            _check_finite(item, where)
+
+
 class Envelope(Loose):
     """What every record has, whatever its kind."""
 
@@ -133,6 +145,8 @@ class Envelope(Loose):
     @classmethod
     def _sane_numbers(cls, data: Any) -> Any:
         _check_ints(data)
+        if isinstance(data, dict):
+            _check_finite(data.get("spec"), "spec")
         return data
 
 
@@ -143,6 +157,8 @@ class RunSpecModel(Loose):
     arch: Name
     task: Name
     seq_len: _bounded_int("seq_len")
+    lr: Annotated[float, _bounded("lr")]
+    seed: _bounded_int("seed")
     eval_lengths: list[_bounded_int("eval_lengths")] = []
     d_model: _bounded_int("d_model") | None = None
     n_layers: _bounded_int("n_layers") | None = None
@@ -151,7 +167,6 @@ class RunSpecModel(Loose):
     steps: _bounded_int("steps") | None = None
     batch_size: _bounded_int("batch_size") | None = None
     optimizer: Name | None = None
-    lr: Annotated[float, _bounded("lr")] | None = None
     warmup: _bounded_int("warmup") | None = None
     schedule: Name | None = None
     weight_decay: Annotated[float, _bounded("weight_decay")] | None = None
@@ -160,7 +175,6 @@ class RunSpecModel(Loose):
     eval_every: _bounded_int("eval_every") | None = None
     val_examples: _bounded_int("val_examples") | None = None
     test_examples: _bounded_int("test_examples") | None = None
-    seed: _bounded_int("seed") = 0
     device: Name | None = None
     dtype: Name | None = None
 
@@ -202,9 +216,25 @@ class RunMetrics(Loose):
     traceback: str | None = None
 
 
+class TaskInfo(Loose):
+    name: Name | None = None
+    version: Annotated[int, Field(ge=0, le=MAX_INT)] | Name | None = None
+    tags: list[Name] = []
+
+
+class Definition(Loose):
+    """What defines a run beyond its spec (`Prepared.definition`)."""
+
+    model: ModelInfo | None = None
+    family: Name | None = None
+    mixer_families: dict[str, Name | None] = {}
+    task: TaskInfo | None = None
+
+
 class RunRecord(Envelope):
     kind: Literal["run"]
     spec: RunSpecModel
+    definition: Definition | None = None
     metrics: RunMetrics = RunMetrics()
 
 

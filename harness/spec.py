@@ -53,6 +53,10 @@ class RunSpec:
     warmup: int | None = None  # linear warm-up steps; None: 10% of steps
     schedule: str = "cosine"  # decay after warm-up, to 0 at `steps`
     weight_decay: float = 0.1  # on matrices only; see seqbench.harness.train.no_decay
+    beta1: float = 0.9  # AdamW's first-moment decay
+    beta2: float = 0.98  # AdamW's second-moment decay (0.98: steadier with few, small batches)
+    eps: float = 1e-8  # AdamW's denominator guard
+    momentum: float = 0.9  # SGD's momentum (unused by AdamW, but part of the identity)
     grad_clip: float = 1.0  # max global gradient norm (0 disables)
     early_stop: bool = True  # stop once validation accuracy reaches 100%
     eval_every: int = 100  # steps between validation checks
@@ -102,6 +106,12 @@ class RunSpec:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise UserError(f"{where}: {name} must be >= 0, got {value}")
+        for name in ("beta1", "beta2", "momentum"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 <= value < 1):
+                raise UserError(f"{where}: {name} must be in [0, 1), got {value}")
+        if not (math.isfinite(self.eps) and self.eps > 0):
+            raise UserError(f"{where}: eps must be a positive number, got {self.eps}")
         if self.warmup is not None and not 0 <= self.warmup <= self.steps:
             raise UserError(f"{where}: warmup must be in 0..steps={self.steps}, got {self.warmup}")
         if self.seed < 0:
@@ -132,9 +142,11 @@ class RunSpec:
         return data
 
     @property
-    def run_id(self) -> str:
-        """Hash of the canonical JSON (meaningful once `prepare` has resolved the defaults)."""
-        return spec_hash("run", self.to_dict())
+    def spec_id(self) -> str:
+        """Hash of the spec alone. The run's identity (`Prepared.run_id`) adds the resolved
+        model config and the task's version; two records with one spec_id and two run_ids are
+        two definitions of "the same" configuration."""
+        return spec_hash("spec", self.to_dict())
 
     def label(self) -> str:
         """Short human name for progress lines."""
@@ -167,7 +179,7 @@ _INT_FIELDS = {
     "test_examples",
     "seed",
 }
-_FLOAT_FIELDS = {"lr", "weight_decay", "grad_clip"}
+_FLOAT_FIELDS = {"lr", "weight_decay", "grad_clip", "beta1", "beta2", "eps", "momentum"}
 _STR_FIELDS = {"arch", "task", "optimizer", "schedule", "device", "dtype"}
 _NULLABLE = {"d_model", "n_layers", "warmup"}
 

@@ -16,13 +16,15 @@ from typing import Any
 
 import pandas as pd
 
-from seqbench.harness.records import iter_records
+from seqbench.harness.records import iter_records, spec_hash
 from seqbench.harness.spec import RunSpec
 
 SPEC_COLUMNS = [f for f in RunSpec.__dataclass_fields__ if f not in ("knobs", "overrides")]
 SCORES = ("accuracy", "exact_match", "loss")
 TIMINGS = ("wall_s", "train_s", "eval_s", "tokens_per_s", "train_tokens")
-ENVIRONMENT = ("device", "cpu", "gpu", "torch", "python", "torch_threads", "cpu_count")
+ENVIRONMENT = (
+    "device", "cpu", "gpu", "torch", "python", "torch_threads", "cpu_count", "seqbench",
+)  # fmt: skip
 
 
 def load_records(out_dir: str | os.PathLike, kind: str = "run") -> pd.DataFrame:
@@ -49,7 +51,10 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
         "reason": record.get("reason"),
         "created": record.get("created"),
         "git_commit": record.get("git_commit"),
+        # Same spec_id, different run_id: two definitions of "the same" configuration.
+        "spec_id": spec_hash("spec", spec),
     }
+    row.update(_definition_columns(record.get("definition")))
     for key in SPEC_COLUMNS:
         value = spec.get(key)
         row[key] = tuple(value) if isinstance(value, list) else value
@@ -61,6 +66,44 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
     env = record.get("environment") or {}
     row.update({f"env_{key}": env.get(key) for key in ENVIRONMENT})
     return row
+
+
+def _definition_columns(definition: Any) -> dict[str, Any]:
+    """What the record says defines the run beyond its spec (None for records without it)."""
+    definition = definition if isinstance(definition, dict) else {}
+    task = definition.get("task") if isinstance(definition.get("task"), dict) else {}
+    tags = task.get("tags")
+    return {
+        "family": definition.get("family"),
+        "task_version": task.get("version"),
+        "task_tags": tuple(tags) if isinstance(tags, list) else (),
+    }
+
+
+def has_tag(frame: pd.DataFrame, tag: str) -> pd.Series:
+    """Rows whose task carries `tag` (as recorded in the run's definition)."""
+    if frame.empty or "task_tags" not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return frame["task_tags"].map(lambda tags: isinstance(tags, tuple) and tag in tags)
+
+
+def latest_definitions(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Keep, for every spec recorded under several definitions, the newest definition's runs.
+
+    A preset or task generator that changed between two sweeps into one folder leaves records
+    with one spec and two run_ids; mixing them would average two experiments. Returns the kept
+    frame and the labels of the configurations that had more than one definition."""
+    if frame.empty or "spec_id" not in frame.columns:
+        return frame, []
+    newest = frame.sort_values("created", kind="stable", na_position="first")
+    newest = newest.groupby("spec_id")["run_id"].last()
+    counts = frame.groupby("spec_id")["run_id"].nunique()
+    mixed = counts[counts > 1].index
+    labels = sorted(
+        f"{row.arch} on {row.task} (L={row.seq_len}, lr={row.lr:g}, seed {row.seed})"
+        for row in frame[frame["spec_id"].isin(mixed)].drop_duplicates("spec_id").itertuples()
+    )
+    return frame[frame["run_id"].isin(set(newest))].reset_index(drop=True), labels
 
 
 def _metrics_columns(metrics: dict[str, Any], seq_len: int | None) -> dict[str, Any]:
@@ -114,7 +157,8 @@ def group_columns(frame: pd.DataFrame) -> list[str]:
     """Columns that define "the same experiment except for lr and seed"."""
     spec_like = [c for c in SPEC_COLUMNS if c not in ("lr", "seed")]
     spec_like += sorted(c for c in frame.columns if c.startswith(("knob.", "set.")))
-    return [c for c in spec_like if c in frame.columns]
+    # A field no record states (records written before it existed) groups nothing.
+    return [c for c in spec_like if c in frame.columns and frame[c].notna().any()]
 
 
 def best_lr_table(frame: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFrame:

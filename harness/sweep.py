@@ -83,6 +83,12 @@ def _finish(
     progress: Progress,
     result: SweepResult,
 ) -> None:
+    if record["run_id"] != job.run_id:  # the worker resolved another definition than the plan
+        reason = (
+            f"identity mismatch: the worker resolved this run to {record['run_id']}, the sweep "
+            f"to {job.run_id} (different seqbench code where the run executed?)"
+        )
+        record = {**record, "run_id": job.run_id, "status": "failed", "reason": reason}
     write_record(out_dir, record)
     result.ran += 1
     result.statuses[record["status"]] = result.statuses.get(record["status"], 0) + 1

@@ -54,8 +54,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 def build_optimizer(model: nn.Module, spec: RunSpec) -> torch.optim.Optimizer:
     groups = param_groups(model, spec.weight_decay)
     if spec.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=spec.lr, momentum=0.9)
-    return torch.optim.AdamW(groups, lr=spec.lr, betas=(0.9, 0.98), eps=1e-8)
+        return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum)
+    return torch.optim.AdamW(groups, lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.eps)
 
 
 def lr_factor(step: int, spec: RunSpec) -> float:

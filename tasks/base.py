@@ -55,6 +55,13 @@ class Task:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    # The generator's version: part of every run's identity, so a fixed or changed generator
+    # never reuses records made with the old one. Each task declares it (≥ 1) and bumps it
+    # whenever `generate` or its defaults change.
+    version: ClassVar[int] = 0
+    # What the task measures ("recall", "copying", "state-tracking", "retrieval", ...); records
+    # carry them and the report selects tasks by tag, never by a list of names.
+    tags: ClassVar[tuple[str, ...]] = ()
     # Named knob overrides from the literature, e.g. {"dense": {"p_ignore": 0.1}}.
     variants: ClassVar[dict[str, dict[str, Any]]] = {}
 

@@ -35,6 +35,8 @@ from seqbench.tasks.strings import StringTask
 class Copy(StringTask):
     name = "copy"
     description = "copying (Jelassi et al.): repeat a random string after a separator"
+    version = 1  # bump whenever generate() changes: the run identity includes it
+    tags = ("copying",)
 
     def longest_fitting(self) -> int:
         return (self.seq_len - 3) // 2

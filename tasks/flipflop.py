@@ -39,6 +39,8 @@ WRITE, READ, IGNORE = 2, 3, 4
 class FlipFlop(Task):
     name = "flipflop"
     description = "flip-flop language (Liu et al.): a read returns the last written bit"
+    version = 1  # bump whenever generate() changes: the run identity includes it
+    tags = ("state-tracking", "memory")
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "dense": {"p_ignore": 0.1},
         "sparse": {"p_ignore": 0.98},

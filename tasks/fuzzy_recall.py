@@ -27,6 +27,8 @@ from seqbench.tasks.registry import TASKS
 class FuzzyRecall(RecallTask):
     name = "fuzzy_recall"
     description = "fuzzy recall (MAD): recall multi-token values of multi-token keys"
+    version = 1  # bump whenever generate() changes: the run identity includes it
+    tags = ("recall",)
 
     vocab_size: int = 16
     seq_len: int = 128

@@ -34,6 +34,8 @@ from seqbench.tasks.registry import TASKS
 class Induction(Task):
     name = "induction"
     description = "induction head: after the trigger reappears, predict what followed it before"
+    version = 1  # bump whenever generate() changes: the run identity includes it
+    tags = ("recall", "extrapolation")
 
     vocab_size: int = 16
     seq_len: int = 32

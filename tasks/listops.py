@@ -47,6 +47,8 @@ MAX_ROUNDS = 64  # redraw rounds before giving up on a too-narrow length window
 class ListOps(Task):
     name = "listops"
     description = "ListOps (LRA): evaluate nested MIN/MAX/MED/SUM-mod-10 expressions"
+    version = 1  # bump whenever generate() changes: the run identity includes it
+    tags = ("hierarchical",)
 
     vocab_size: int = 17
     seq_len: int = 128

@@ -43,6 +43,8 @@ MAX_REDRAWS = 100  # a string without a usable unique n-gram is redrawn, this ma
 class Lookup(StringTask):
     name = "lookup"
     description = "n-gram lookup (Jelassi et al.): output the letters after a query n-gram"
+    version = 1  # bump whenever generate() changes: the run identity includes it
+    tags = ("recall", "copying")
 
     ngram: int = 3
     answer_len: int = 1

@@ -36,6 +36,8 @@ from seqbench.tasks.registry import TASKS
 class Memorization(Task):
     name = "memorization"
     description = "memorization (MAD): recall values of a fixed key-value map stored in weights"
+    version = 1  # bump whenever generate() changes: the run identity includes it
+    tags = ("memorization",)
 
     vocab_size: int = 256
     seq_len: int = 32

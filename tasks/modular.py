@@ -23,6 +23,8 @@ from seqbench.tasks.running_sum import RunningSumTask
 class Modular(RunningSumTask):
     name = "modular"
     description = "running sum of residues modulo m (cyclic-group state tracking)"
+    version = 1  # bump whenever generate() changes: the run identity includes it
+    tags = ("state-tracking",)
 
     vocab_size: int = 5
     seq_len: int = 64

@@ -37,6 +37,8 @@ from seqbench.tasks.registry import TASKS
 class MQAR(Task):
     name = "mqar"
     description = "multi-query associative recall (Zoology): recall each key's value when asked"
+    version = 1  # bump whenever generate() changes: the run identity includes it
+    tags = ("recall",)
 
     vocab_size: int = 64
     seq_len: int = 64

@@ -42,6 +42,8 @@ from seqbench.tasks.registry import TASKS
 class NeedleInHaystack(Task):
     name = "niah"
     description = "needle in a haystack: recall the value of a key hidden in filler tokens"
+    version = 1  # bump whenever generate() changes: the run identity includes it
+    tags = ("recall", "retrieval")
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "single": {"num_keys": 1, "num_values": 1, "num_queries": 1},
         "multikey": {"num_keys": 4, "num_values": 1, "num_queries": 1},

@@ -26,6 +26,8 @@ from seqbench.tasks.registry import TASKS
 class NoisyRecall(RecallTask):
     name = "noisy_recall"
     description = "noisy recall (MAD): associative recall with noise tokens to ignore"
+    version = 1  # bump whenever generate() changes: the run identity includes it
+    tags = ("recall",)
 
     vocab_size: int = 32
     seq_len: int = 128

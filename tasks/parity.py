@@ -24,6 +24,8 @@ from seqbench.tasks.running_sum import RunningSumTask
 class Parity(RunningSumTask):
     name = "parity"
     description = "running parity of a bit string (XOR of the bits so far)"
+    version = 1  # bump whenever generate() changes: the run identity includes it
+    tags = ("state-tracking",)
 
     vocab_size: int = 2
     seq_len: int = 64

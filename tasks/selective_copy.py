@@ -33,6 +33,8 @@ from seqbench.tasks.registry import TASKS
 class SelectiveCopy(Task):
     name = "selective_copy"
     description = "selective copying (Mamba): output the scattered data tokens in order"
+    version = 1  # bump whenever generate() changes: the run identity includes it
+    tags = ("copying", "selective")
 
     vocab_size: int = 16
     seq_len: int = 64

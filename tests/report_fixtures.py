@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from seqbench.architectures.model import ModelConfig
+from seqbench.harness.prepare import mixer_family
 from seqbench.harness.records import make_record, spec_hash, write_record
 from seqbench.harness.spec import RunSpec
+from seqbench.tasks import TASKS
 
 VOCAB = 64
 MODELS: dict[str, dict[str, Any]] = {
@@ -111,16 +113,14 @@ def run_record(
         accuracy = base - lr_penalty + width_gain + noise.normal(0, 0.02)
     accuracy = float(np.clip(accuracy, 0.0, 1.0))
     total, active = params(arch, d_model)
-    metrics: dict[str, Any] = {
-        "params_total": total,
-        "params_active": active,
-        "model": model_dict(arch, d_model),
-    }
+    metrics: dict[str, Any] = {"params_total": total, "params_active": active}
+    definition = run_definition(arch, task, d_model)
     if status != "ok":
         return make_record(
             kind="run",
             run_id=spec_hash("run", spec),
             spec=spec,
+            definition=definition,
             status=status,
             reason=reason or "RuntimeError: boom",
             metrics=metrics,
@@ -155,11 +155,25 @@ def run_record(
         kind="run",
         run_id=spec_hash("run", spec),
         spec=spec,
+        definition=definition,
         status="ok",
         metrics=metrics,
         timings=timings,
         device="cpu",
     )
+
+
+def run_definition(arch: str, task: str, d_model: int) -> dict[str, Any]:
+    """The `definition` a real run records (Prepared.definition), for the fixture's model."""
+    model = model_dict(arch, d_model)
+    families = {name: mixer_family(name) for name in model["layer_pattern"]}
+    distinct = set(families.values())
+    return {
+        "model": model,
+        "family": distinct.pop() if len(distinct) == 1 else "hybrid",
+        "mixer_families": families,
+        "task": {"name": task, "version": 1, "tags": list(TASKS.get(task).tags)},
+    }
 
 
 def moe_stats(noise: np.random.Generator, n_experts: int = 8) -> dict[str, Any]:

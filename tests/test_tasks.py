@@ -94,6 +94,8 @@ def test_metadata_knobs_and_variants(name: str) -> None:
     cls = TASKS.get(name)
     task = make_task(name)
     assert cls.name == name and cls.description and "\n" not in cls.description
+    assert isinstance(cls.version, int) and cls.version >= 1, "declare the generator's version"
+    assert cls.tags and all(isinstance(t, str) and t == t.lower() for t in cls.tags)
     assert "Worked example" in _module_doc(cls), "the module docstring shows a tiny example"
     knobs = task.knobs()
     assert list(knobs)[:2] == ["vocab_size", "seq_len"]

@@ -24,11 +24,10 @@ from seqbench.harness.report.claims import (
 )
 from seqbench.harness.report.data import ReportData
 from seqbench.harness.report.stats import MeanCI, long_fit, mean_ci, slope_text
-from seqbench.harness.store import group_columns
+from seqbench.harness.store import group_columns, has_tag
 
 T = THRESHOLDS
 LINEAR_FAMILIES = ("ssm", "linear-recurrence")
-RECALL_TASKS = ("mqar", "fuzzy_recall", "noisy_recall", "niah", "lookup")
 
 
 def all_claims(data: ReportData) -> list[Claim]:
@@ -370,13 +369,13 @@ def moe_flat_compute(prof: pd.DataFrame) -> Claim:
 def gqa_quality(best_ok: pd.DataFrame) -> Claim:
     statement = "GQA keeps quality close to MHA on recall tasks."
     rule = (
-        f"On recall tasks ({', '.join(RECALL_TASKS)}), for each MHA and GQA model that differ "
+        "On recall tasks (tagged 'recall'), for each MHA and GQA model that differ "
         f"only in kv-heads, trained alike, where MHA reaches ≥ {T.learned_min}: supported when "
         f"every gap (MHA's mean test accuracy minus GQA's) ≤ {T.quality_max_gap}; contradicted "
         f"when a gap exceeds {T.quality_max_gap} by more than its 95% half-width "
         "√(h_MHA² + h_GQA²); a larger gap within the seeds' noise needs more seeds."
     )
-    rows = best_ok[best_ok["task"].isin(RECALL_TASKS) & (best_ok["family"] == "attention")]
+    rows = best_ok[has_tag(best_ok, "recall") & (best_ok["family"] == "attention")]
     keys = [c for c in group_columns(rows) if c != "arch"] + ["model_key"]
     evidence, verdicts = [], []
     for key, group in rows.groupby(keys, dropna=False) if not rows.empty else []:

@@ -21,7 +21,12 @@ from seqbench.errors import UserError
 from seqbench.harness.profile.frame import POINT_METRICS, point_row
 from seqbench.harness.profile.points import LENGTH_FIELD
 from seqbench.harness.records import Scan, canonical_json, runs_dir, scan_records
-from seqbench.harness.store import length_table, records_frame, select_best_lr
+from seqbench.harness.store import (
+    latest_definitions,
+    length_table,
+    records_frame,
+    select_best_lr,
+)
 
 
 @dataclass
@@ -34,6 +39,8 @@ class ReportData:
     best: pd.DataFrame  # runs of the lr picked on validation per configuration (any status)
     lengths: pd.DataFrame  # ok runs of `best`, one row per (run, tested length)
     profile: pd.DataFrame  # one row per profile point (any status)
+    # configurations recorded under more than one definition (only the newest is used)
+    superseded: list[str] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason) not read
 
     @property
@@ -79,12 +86,14 @@ def load(folder: str | os.PathLike) -> ReportData:
     path = Path(folder)
     scan = load_folder(path)
     records = scan.records
-    runs = with_model_columns(records_frame([r for r in records if r["kind"] == "run"]), records)
+    runs = records_frame([r for r in records if r["kind"] == "run"])
+    runs, superseded = latest_definitions(runs)
+    runs = with_model_columns(runs, records)
     best = select_best_lr(runs) if not runs.empty else runs
     ok = best[best["status"] == "ok"] if not best.empty else best
     lengths = length_table(ok) if not ok.empty else pd.DataFrame()
     profile = profile_frame(records)
-    return ReportData(path, records, runs, best, lengths, profile, scan.skipped)
+    return ReportData(path, records, runs, best, lengths, profile, superseded, scan.skipped)
 
 
 # -- model description (both kinds) ------------------------------------------------------------
@@ -100,16 +109,19 @@ MODEL_COLUMNS = (
 )
 
 
-def model_fields(model: dict[str, Any] | None) -> dict[str, Any]:
-    """What the claims need to know about a model, from its recorded config (ModelConfig)."""
+def model_fields(model: dict[str, Any] | None, family: str | None = None) -> dict[str, Any]:
+    """What the claims need to know about a model, from its recorded config (ModelConfig).
+    `family`: as the record states it; otherwise from the registered families of its mixers."""
     model = model or {}
     pattern = tuple(model.get("layer_pattern") or ())
     attention = (model.get("mixer_kwargs") or {}).get("attention") or {}
     ffn_kwargs = model.get("ffn_kwargs") or {}
     families = {mixer_family(name) for name in pattern}
+    if family is None:
+        family = families.pop() if len(families) == 1 else ("hybrid" if families else None)
     return {
         "layer_pattern": pattern,
-        "family": families.pop() if len(families) == 1 else ("hybrid" if families else None),
+        "family": family,
         "ffn": model.get("ffn"),
         "n_heads": attention.get("n_heads"),
         "n_kv_heads": attention.get("n_kv_heads", attention.get("n_heads")),
@@ -129,23 +141,11 @@ def model_key(model: dict[str, Any]) -> str:
     return canonical_json(plain)
 
 
-# Families of the in-tree mixers (as registered in architectures/), so that reading records
-# needs neither torch nor the mixers' code.
-IN_TREE_FAMILIES = {
-    "attention": "attention",
-    "mamba": "ssm",
-    "mamba2": "ssm",
-    "lru": "linear-recurrence",
-}
-
-
 @cache
 def mixer_family(name: str) -> str | None:
-    """The family of a sequence mixer ("attention", "ssm", "linear-recurrence"): in-tree names
-    from IN_TREE_FAMILIES (no torch import needed), others as their plugin registered them;
-    None for a name this installation cannot resolve (e.g. an uninstalled plugin)."""
-    if name in IN_TREE_FAMILIES:
-        return IN_TREE_FAMILIES[name]
+    """The family of a sequence mixer ("attention", "ssm", "linear-recurrence"), as registered;
+    for profile points, whose records do not state it. None for a name this installation
+    cannot resolve (e.g. an uninstalled plugin)."""
     try:
         from seqbench.architectures import MIXERS
 
@@ -155,15 +155,17 @@ def mixer_family(name: str) -> str | None:
 
 
 def with_model_columns(runs: pd.DataFrame, records: list[dict[str, Any]]) -> pd.DataFrame:
-    """The run frame with MODEL_COLUMNS taken from each record's `metrics.model`."""
+    """The run frame with MODEL_COLUMNS taken from each record's `definition` (its resolved
+    model config and family)."""
     if runs.empty:
         return runs.assign(**{c: None for c in MODEL_COLUMNS})
-    by_id = {
-        r["run_id"]: model_fields((r.get("metrics") or {}).get("model"))
-        for r in records
-        if r["kind"] == "run"
-    }
+    by_id = {}
+    for r in records:
+        if r["kind"] == "run":
+            definition = r.get("definition") or {}
+            by_id[r["run_id"]] = model_fields(definition.get("model"), definition.get("family"))
     extra = pd.DataFrame.from_dict(by_id, orient="index")[list(MODEL_COLUMNS)]
+    runs = runs.drop(columns=[c for c in MODEL_COLUMNS if c in runs.columns])
     return runs.merge(extra, left_on="run_id", right_index=True, how="left")
 
 

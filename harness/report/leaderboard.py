@@ -36,6 +36,16 @@ def leaderboard_section(data: ReportData) -> Section:
             "part in it. " + N1_POLICY
         )
     )
+    if data.superseded:
+        section.blocks.append(
+            Paragraph(
+                f"{len(data.superseded)} configurations were recorded under more than one "
+                "definition (a preset's recipe or a task's generator changed between runs); "
+                "only the newest definition's runs are used: "
+                + "; ".join(data.superseded[:5])
+                + (" …" if len(data.superseded) > 5 else "")
+            )
+        )
     for task, best in data.best.groupby("task", sort=True):
         tried = data.runs[data.runs["task"] == task]
         section.subsections.append(Section(str(task), [task_table(best, tried)]))
@@ -55,6 +65,18 @@ def varying_columns(frame: pd.DataFrame) -> list[str]:
     """Configuration columns besides task and arch that take more than one value here."""
     keys = [c for c in group_columns(frame) if c not in ("task", "arch")]
     return [c for c in keys if frame[c].astype(str).nunique() > 1]
+
+
+def code_versions(group: pd.DataFrame) -> str:
+    """Which seqbench version and commit produced a row's runs ("0.1.0@1a2b3c4", joined by
+    " + " when its seeds come from several)."""
+    versions = group.get("env_seqbench", pd.Series(index=group.index, dtype=object))
+    commits = group.get("git_commit", pd.Series(index=group.index, dtype=object))
+    seen = dict.fromkeys(
+        f"{v if isinstance(v, str) else '?'}@{c[:7] if isinstance(c, str) else '?'}"
+        for v, c in zip(versions, commits, strict=True)
+    )
+    return " + ".join(seen)
 
 
 def task_table(best: pd.DataFrame, tried: pd.DataFrame) -> Table:
@@ -85,10 +107,11 @@ def task_table(best: pd.DataFrame, tried: pd.DataFrame) -> Table:
             row["acc at longest test length"] = f"{at_longest} @ {fmt.num(longest)}"
         row["params"] = fmt.num(group["params_total"].iloc[0])
         row["active"] = fmt.num(group["params_active"].iloc[0])
+        row["code"] = code_versions(group)
         rows.append(row)
     rows.sort(key=lambda r: r["_sort"])
     headers = [h for h in rows[0] if h != "_sort"]
-    numeric = [h not in ("architecture", "lr (of tried)") for h in headers]
+    numeric = [h not in ("architecture", "lr (of tried)", "code") for h in headers]
     return Table(
         headers,
         [[r[h] for h in headers] for r in rows],
