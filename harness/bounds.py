@@ -22,12 +22,13 @@ from seqbench.errors import UserError
 
 @dataclass(frozen=True)
 class Bound:
-    """`low <= value <= high` (`low < value` when `low_open`); `integer`: ints only."""
+    """`low <= value <= high` (strict at an open end); `integer`: ints only."""
 
     low: float
     high: float
     integer: bool = True
     low_open: bool = False
+    high_open: bool = False
     what: str = ""
 
     def contains(self, value: Any) -> bool:
@@ -38,13 +39,16 @@ class Bound:
         if not math.isfinite(value):
             return False
         above = value > self.low if self.low_open else value >= self.low
-        return above and value <= self.high
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
 
     def describe(self) -> str:
         """'1..1048576' or '0 < x <= 10' (the form error messages and the docs use)."""
         low, high = _num(self.low), _num(self.high)
-        if self.low_open:
-            return f"{low} < x <= {high}"
+        if self.low_open or self.high_open:
+            return (
+                f"{low} {'<' if self.low_open else '<='} x {'<' if self.high_open else '<='} {high}"
+            )
         return f"{low}..{high}"
 
 
@@ -69,6 +73,10 @@ BOUNDS: dict[str, Bound] = {
     "warmup": Bound(0, 10**7, what="warm-up steps (also <= steps)"),
     "weight_decay": Bound(0, 10, integer=False, what="decoupled weight decay"),
     "grad_clip": Bound(0, 1e6, integer=False, what="max gradient norm (0: off)"),
+    "beta1": Bound(0, 1, integer=False, high_open=True, what="AdamW's first-moment decay"),
+    "beta2": Bound(0, 1, integer=False, high_open=True, what="AdamW's second-moment decay"),
+    "eps": Bound(0, 1, integer=False, low_open=True, what="AdamW's denominator guard"),
+    "momentum": Bound(0, 1, integer=False, high_open=True, what="SGD's momentum"),
     "eval_every": Bound(1, 10**7, what="steps between validation checks"),
     "val_examples": Bound(1, 10**6, what="validation sequences"),
     "test_examples": Bound(1, 10**6, what="test sequences per length"),
@@ -88,6 +96,14 @@ BOUNDS: dict[str, Bound] = {
     "threads": Bound(0, 4096, what="torch threads per worker (0: torch's default)"),
     "vocab_size": Bound(2, MAX_LEN, what="vocabulary size"),
 }
+
+
+# The RunSpec fields bounded here (every numeric one): spec checks and the record schema.
+SPEC_FIELDS = (
+    "seq_len", "eval_lengths", "d_model", "n_layers", "steps", "batch_size", "lr", "warmup",
+    "weight_decay", "grad_clip", "beta1", "beta2", "eps", "momentum", "eval_every",
+    "val_examples", "test_examples", "seed",
+)  # fmt: skip
 
 
 def bound(name: str) -> Bound:
@@ -120,7 +136,7 @@ def check_finite(value: Any, where: str) -> None:
     """One-line UserError naming `where` when `value` (a JSON-like value) holds NaN or ±inf:
     no knob or architecture field means anything with them, and JSON cannot store them."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise UserError(f"{where}: {value} is not a finite number")
+        raise UserError(f"{where}: {value} is not a finite number (NaN and inf are refused)")
     if isinstance(value, dict):
         for key, item in value.items():
             check_finite(item, f"{where}.{key}")

@@ -18,7 +18,14 @@ from seqbench.errors import UserError
 from seqbench.harness.profile.fits import fit_id, fit_records
 from seqbench.harness.profile.points import MODES, PointOptions, make_spec, point_length, series_key
 from seqbench.harness.profile.runner import Job, run_jobs
-from seqbench.harness.records import is_done, iter_records, make_record, write_record
+from seqbench.harness.records import (
+    is_done,
+    iter_records,
+    make_record,
+    read_record,
+    record_path,
+    write_record,
+)
 
 DEFAULT_SEQ_LENS = (256, 512, 1024, 2048, 4096, 8192)
 DEFAULT_CONTEXTS = (256, 1024, 4096, 16384)
@@ -158,6 +165,8 @@ def write_fits(
         record = make_record(
             kind="profile", run_id=fit_id(spec), spec=spec, status="ok", metrics=metrics
         )
-        write_record(out_dir, record)
+        old = read_record(record_path(out_dir, record["run_id"]))
+        if old is None or old["metrics"] != metrics:  # a rerun with nothing new writes nothing
+            write_record(out_dir, record)
         fits.append(record)
     return fits
