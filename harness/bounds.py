@@ -129,7 +129,17 @@ def click_type(name: str) -> Any:
     b = BOUNDS[name]
     if b.integer:
         return click.IntRange(int(b.low), int(b.high))
-    return click.FloatRange(b.low, b.high, min_open=b.low_open)
+
+    class FiniteFloatRange(click.FloatRange):
+        """click's FloatRange lets NaN through (every comparison with NaN is false)."""
+
+        def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+            number = click.FLOAT.convert(value, param, ctx)
+            if not math.isfinite(number):
+                self.fail(f"{value!r} is not a finite number", param, ctx)
+            return super().convert(number, param, ctx)
+
+    return FiniteFloatRange(b.low, b.high, min_open=b.low_open, max_open=b.high_open)
 
 
 def check_finite(value: Any, where: str) -> None:

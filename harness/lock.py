@@ -91,6 +91,8 @@ def folder_lock(folder: str | os.PathLike) -> Iterator[Path]:
     """Hold the writer lock of `folder` (created when missing) and clear abandoned temporary
     files in it and in its runs/ folder. One-line UserError when another writer holds it."""
     path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{folder}: exists and is not a folder")
     if not path.is_dir():
         path.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))

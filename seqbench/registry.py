@@ -73,9 +73,15 @@ def is_dotted_path(name: str) -> bool:
 class Registry(Generic[T]):
     """Name → object, for one kind of thing (mixers, channel mixers, presets, tasks)."""
 
-    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        entry_point_group: str | None = None,
+        accepts: Callable[[Any], bool] | None = None,
+    ) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
+        self.accepts = accepts  # what a "pkg.mod:Attr" must be (None: anything)
         self._entries: dict[str, Entry[T]] = {}
         self._plugins_loaded = False
 
@@ -106,7 +112,10 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """The object for a registered name or a "pkg.mod:Attr" path."""
         if is_dotted_path(name):
-            return import_dotted(name)
+            obj = import_dotted(name)
+            if self.accepts is not None and not self.accepts(obj):
+                raise UserError(f"{name!r} is not a {self.kind} class")
+            return obj
         entry = self._entry(name)
         if entry.obj is None:
             assert entry.target is not None

@@ -68,12 +68,13 @@ def coerce(field: dataclasses.Field, text: str) -> Any:
             return int(text)
         if kind == "float":
             value = float(text)
-            if not math.isfinite(value):
-                raise UserError(f"{option} expects a finite number, got {text!r}")
-            return value
     except ValueError:
         what = "an integer" if kind == "int" else "a number"
         raise UserError(f"{option} expects {what}, got {text!r}") from None
+    if kind == "float":
+        if not math.isfinite(value):
+            raise UserError(f"{option} expects a finite number, got {text!r}")
+        return value
     if kind == "bool":
         if text.lower() in TRUE:
             return True
