@@ -59,6 +59,15 @@ class ConformanceReport:
     def failures(self) -> list[CheckResult]:
         return [c for c in self.checks if not c.passed]
 
+    def refusal(self) -> str:
+        """The failures as one line: each check's first line, and a detail shared by several
+        checks (a constructor that raises fails them all) said once, naming them."""
+        by_detail: dict[str, list[str]] = {}
+        for check in self.failures():
+            detail = (check.detail.strip().splitlines() or [""])[0]
+            by_detail.setdefault(detail, []).append(check.name)
+        return "; ".join(f"{', '.join(names)}: {detail}" for detail, names in by_detail.items())
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["passed"] = self.passed

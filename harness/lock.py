@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,6 +85,19 @@ def clear_abandoned(folder: str | os.PathLike) -> list[Path]:
             continue
         removed.append(path)
     return removed
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Fail now, naming the folder and the cause (read-only, full, denied), rather than after
+    an hour of training: create and remove one temporary file there."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=temp_prefix("probe"), suffix=TEMP_SUFFIX, dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 @contextmanager

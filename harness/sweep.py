@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seqbench.harness.launchers import Job, Launcher, SerialLauncher, failed_record
-from seqbench.harness.lock import folder_lock
+from seqbench.harness.lock import check_writable, folder_lock
 from seqbench.harness.prepare import Prepared, prepare
 from seqbench.harness.progress import Progress
-from seqbench.harness.records import is_done, write_record
+from seqbench.harness.records import is_done, runs_dir, write_record
 from seqbench.harness.spec import RunSpec
 from seqbench.registry import import_dotted, is_dotted_path
 
@@ -59,6 +59,8 @@ def run_sweep(
     result = SweepResult(run_ids=[p.run_id for p in prepared])
     with folder_lock(out_dir):
         todo = [p for p in prepared if force or not is_done(out_dir, p.run_id)]
+        if todo:  # a rerun with nothing to do needs no write access
+            check_writable(runs_dir(out_dir))
         result.skipped = len(prepared) - len(todo)
         progress = progress or Progress(len(todo), result.skipped)
         jobs = [Job(p.run_id, p.spec.to_dict(), p.spec.label()) for p in todo]
@@ -121,9 +123,10 @@ def gate(target: str) -> str | None:
             obj = import_dotted(target) if is_dotted_path(target) else None
             report = check_preset(obj) if isinstance(obj, Preset) else check_architecture(target)
         except Exception as exc:
-            _GATE_CACHE[target] = f"conformance gate could not check {target}: {exc}"
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            _GATE_CACHE[target] = f"conformance gate could not check {target}: {first}"
         else:
-            failures = "; ".join(f"{c.name}: {c.detail}" for c in report.failures())
+            failures = report.refusal()
             _GATE_CACHE[target] = (
                 None if report.passed else f"conformance gate refused {target}: {failures}"
             )

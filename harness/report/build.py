@@ -66,6 +66,8 @@ def write_report(data: ReportData, out: str | os.PathLike | None = None) -> Repo
         try:
             staged = write_files(data, stage)
             swap_in(stage, target)
+        except OSError as exc:  # name the report's file, not its staged twin
+            raise OSError(exc.errno, exc.strerror, _unstaged(exc, stage, target)) from None
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     return ReportFiles(
@@ -75,6 +77,11 @@ def write_report(data: ReportData, out: str | os.PathLike | None = None) -> Repo
         profile_csv=None if staged.profile_csv is None else target / "profile.csv",
         figures=[target / FIGURES / path.name for path in staged.figures],
     )
+
+
+def _unstaged(exc: OSError, stage: Path, target: Path) -> str:
+    name = str(exc.filename2 or exc.filename or target)
+    return name.replace(str(stage), str(target), 1)
 
 
 def write_files(data: ReportData, out: Path) -> ReportFiles:
