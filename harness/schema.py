@@ -68,6 +68,7 @@ def _number(value: Any) -> Any:
 
 
 Number = Annotated[float, BeforeValidator(_number)]
+Scalar = Annotated[str, Field(max_length=10_000)] | int | float | bool | None
 Count = Annotated[int, Field(ge=0, le=MAX_INT)]
 Name = Annotated[str, Field(min_length=1, max_length=1000)]
 RunId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
@@ -137,7 +138,7 @@ class Envelope(Loose):
     status: Literal["ok", "failed", "oom", "diverged"]
     reason: Annotated[str, Field(max_length=100_000)] | None = None
     timings: dict[str, Number | None] = {}
-    environment: dict[str, Any] = {}
+    environment: dict[str, Scalar] = {}
     git_commit: str | None = None
     created: str | None = None
 
@@ -170,6 +171,10 @@ class RunSpecModel(Loose):
     warmup: _bounded_int("warmup") | None = None
     schedule: Name | None = None
     weight_decay: Annotated[float, _bounded("weight_decay")] | None = None
+    beta1: Annotated[float, _bounded("beta1")] | None = None
+    beta2: Annotated[float, _bounded("beta2")] | None = None
+    eps: Annotated[float, _bounded("eps")] | None = None
+    momentum: Annotated[float, _bounded("momentum")] | None = None
     grad_clip: Annotated[float, _bounded("grad_clip")] | None = None
     early_stop: bool | None = None
     eval_every: _bounded_int("eval_every") | None = None
