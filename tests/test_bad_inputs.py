@@ -114,3 +114,43 @@ def test_bad_input(case: dict[str, Any], sandbox: Path, capsys: pytest.CaptureFi
 def test_strict_json_writer_refuses_nothing_the_catalogue_reads() -> None:
     """The catalogue writes bare NaN on purpose; the harness's own writer never does."""
     assert json.dumps(encode_nonfinite({"x": math.nan}), allow_nan=False) == '{"x": "NaN"}'
+
+
+RAISING_MIXER = """
+from torch import nn
+
+
+class Boom(nn.Module):
+    def __init__(self, d_model, layer_idx=0, **kwargs):
+        super().__init__()
+        self.proj = nn.Linear(d_model, d_model)
+
+    def forward(self, x):
+        raise RuntimeError("forward exploded\\nwith a second line\\nand a third")
+
+    def init_state(self, batch_size, *, device, dtype):
+        return {}
+
+    def step(self, x, state):
+        return self.proj(x), state
+"""
+
+
+def test_a_refused_plugins_reason_is_one_line(sandbox: Path, capsys: pytest.CaptureFixture) -> None:
+    """A plugin whose forward always raises fails several checks for one cause: it is refused
+    with that cause once, on one line, in the record; the sweep exits 1 (a failed run)."""
+    from seqbench.harness.records import iter_records
+
+    (sandbox / "refused_plugin.py").write_text(RAISING_MIXER)
+    args = ["run", "--arch", "refused_plugin:Boom", "--task", "tests.harness_support:EchoTask"]
+    args += ["--seq-len", "8", "--d-model", "16", "--n-layers", "1", "--steps", "2"]
+    args += ["--device", "cpu", "--out", "res"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1, err
+    (record,) = list(iter_records(sandbox / "res"))
+    reason = record["reason"]
+    assert record["status"] == "failed" and "\n" not in reason
+    assert reason.startswith("conformance gate refused refused_plugin:Boom: ")
+    assert reason.count("forward exploded") == 1 and "second line" not in reason
