@@ -39,7 +39,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
             prefix=temp_prefix(path.name), suffix=TEMP_SUFFIX, dir=path.parent
         )
     except OSError as exc:  # name the file being written, not its temporary twin
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise naming(exc, path) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -49,12 +49,20 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise naming(exc, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def naming(exc: OSError, path: str | os.PathLike) -> OSError:
+    """`exc` about `path` (the file the user knows) instead of a temporary name; an error
+    without an errno is returned as it is."""
+    if exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror, str(path))
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -97,6 +97,8 @@ def check_writable(folder: str | os.PathLike) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
+        if exc.errno is None:
+            raise
         raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 

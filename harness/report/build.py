@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from seqbench.harness.atomic import atomic_write_text
+from seqbench.harness.atomic import atomic_write_text, naming
 from seqbench.harness.lock import TEMP_SUFFIX, folder_lock, temp_prefix
 from seqbench.harness.report import html, markdown, plotting
 from seqbench.harness.report.data import ReportData, load
@@ -67,7 +67,7 @@ def write_report(data: ReportData, out: str | os.PathLike | None = None) -> Repo
             staged = write_files(data, stage)
             swap_in(stage, target)
         except OSError as exc:  # name the report's file, not its staged twin
-            raise OSError(exc.errno, exc.strerror, _unstaged(exc, stage, target)) from None
+            raise naming(exc, _unstaged(exc, stage, target)) from None
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     return ReportFiles(
