@@ -30,7 +30,7 @@ from seqbench.architectures.scans.linear_scan import (
     linear_scan_ref,
     linear_step,
 )
-from seqbench.architectures.ssm_parts import choice, positive_int, scan_dtype
+from seqbench.architectures.ssm_parts import choice, no_weight_decay, positive_int, scan_dtype
 from seqbench.errors import UserError
 
 IMPLS = ("auto", "torch", "reference")
@@ -67,14 +67,15 @@ class LRU(nn.Module):
         # Ring initialisation: |λ|² uniform in [r_min², r_max²], phase uniform in [0, max_phase].
         u1, u2 = torch.rand(d_state), torch.rand(d_state)
         radius_sq = u1 * (r_max**2 - r_min**2) + r_min**2
-        self.nu_log = nn.Parameter(torch.log(-0.5 * torch.log(radius_sq)))
-        self.theta_log = nn.Parameter(torch.log(max_phase * u2.clamp(min=1e-6)))
-        self.gamma_log = nn.Parameter(0.5 * torch.log1p(-radius_sq))  # log √(1 - |λ|²)
+        self.nu_log = no_weight_decay(nn.Parameter(torch.log(-0.5 * torch.log(radius_sq))))
+        self.theta_log = no_weight_decay(nn.Parameter(torch.log(max_phase * u2.clamp(min=1e-6))))
+        # γ = √(1 - |λ|²), in log
+        self.gamma_log = no_weight_decay(nn.Parameter(0.5 * torch.log1p(-radius_sq)))
         self.B_re = nn.Parameter(torch.randn(d_state, d_model) / math.sqrt(2 * d_model))
         self.B_im = nn.Parameter(torch.randn(d_state, d_model) / math.sqrt(2 * d_model))
         self.C_re = nn.Parameter(torch.randn(d_model, d_state) / math.sqrt(d_state))
         self.C_im = nn.Parameter(torch.randn(d_model, d_state) / math.sqrt(d_state))
-        self.D = nn.Parameter(torch.randn(d_model))
+        self.D = no_weight_decay(nn.Parameter(torch.randn(d_model)))
 
     def log_lambda(self) -> Tensor:
         """log λ = -exp(ν_log) + i exp(θ_log), (d_state,) complex."""

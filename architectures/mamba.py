@@ -36,6 +36,7 @@ from seqbench.architectures.ssm_parts import (
     choice,
     dt_bias_init,
     inner_width,
+    no_weight_decay,
     positive_int,
     scan_dtype,
 )
@@ -86,9 +87,11 @@ class Mamba(nn.Module):
         nn.init.uniform_(self.dt_proj.weight, -std, std)
         with torch.no_grad():
             self.dt_proj.bias.copy_(dt_bias_init(self.d_inner, dt_min, dt_max, dt_init_floor))
+        no_weight_decay(self.dt_proj.bias)
         a = torch.arange(1, self.d_state + 1, dtype=torch.float32).repeat(self.d_inner, 1)
-        self.A_log = nn.Parameter(torch.log(a))  # (d_inner, d_state): S4D-real, A = -n
-        self.D = nn.Parameter(torch.ones(self.d_inner))
+        # (d_inner, d_state): S4D-real, A = -n
+        self.A_log = no_weight_decay(nn.Parameter(torch.log(a)))
+        self.D = no_weight_decay(nn.Parameter(torch.ones(self.d_inner)))
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
 
     # -- shared pieces ----------------------------------------------------------------------------

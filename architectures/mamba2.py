@@ -34,6 +34,7 @@ from seqbench.architectures.ssm_parts import (
     choice,
     dt_bias_init,
     inner_width,
+    no_weight_decay,
     positive_int,
     scan_dtype,
 )
@@ -87,10 +88,14 @@ class Mamba2(nn.Module):
         self.conv_dim = self.d_inner + 2 * self.d_bc
         self.in_proj = nn.Linear(d_model, self.d_inner + self.conv_dim + self.nheads, bias=bias)
         self.conv = CausalConv1d(self.conv_dim, d_conv, bias=conv_bias)
-        self.dt_bias = nn.Parameter(dt_bias_init(self.nheads, dt_min, dt_max, dt_init_floor))
+        self.dt_bias = no_weight_decay(
+            nn.Parameter(dt_bias_init(self.nheads, dt_min, dt_max, dt_init_floor))
+        )
         # A_h uniform in [lo, hi]: heads start with decay rates spread over one decade.
-        self.A_log = nn.Parameter(torch.log(torch.empty(self.nheads).uniform_(lo, hi)))
-        self.D = nn.Parameter(torch.ones(self.nheads))
+        self.A_log = no_weight_decay(
+            nn.Parameter(torch.log(torch.empty(self.nheads).uniform_(lo, hi)))
+        )
+        self.D = no_weight_decay(nn.Parameter(torch.ones(self.nheads)))
         self.norm = RMSNorm(self.d_inner, eps=1e-5)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
 

@@ -1,6 +1,9 @@
 """Mixture-of-Experts channel mixer: top-k routing over SwiGLU experts.
 
-Routing: softmax over experts, keep the top k, renormalise their weights (Mixtral-style).
+Routing: softmax over experts, keep the top k. With k ≥ 2 the k kept weights are renormalised
+to sum to 1 (Mixtral-style). With k = 1 the expert's output is scaled by its unnormalised
+probability (Switch, Llama-4 style): renormalising a single weight would make the gate
+identically 1, and the router would then learn only from the balance loss, never from the task.
 Only the tokens routed to an expert are computed by it: assignments are sorted by expert,
 gathered, pushed through each expert's matmuls and scattered back, so the cost grows with k,
 not with the number of experts E.
@@ -11,10 +14,12 @@ optional router z-loss mean(logsumexp(logits)^2) (ST-MoE), both weighted here so
 just add `aux_loss()` to its task loss.
 
 Capacity: with `capacity_factor` c, an expert takes at most ceil(c * N * k / E) assignments
-per forward; the rest are dropped (their residual passes unchanged) and counted. Earlier
-tokens of the flattened batch win, as in Switch. Note that dropping makes a token's output
-depend on other tokens, later ones included: capacity limits are not causal, which the
-conformance gate would (rightly) flag; the default is no capacity limit.
+per forward; the rest are dropped (their residual passes unchanged) and counted. Slots are
+filled by choice rank first, as in GShard: every token's first choice before any token's
+second choice, and among one rank earlier tokens of the flattened batch first (Switch).
+Note that dropping makes a token's output depend on other tokens, later ones included:
+capacity limits are not causal, which the conformance gate would (rightly) flag; the default
+is no capacity limit.
 """
 
 from __future__ import annotations
@@ -80,10 +85,11 @@ class MoE(nn.Module):
         logits = self.router(flat).float()  # (N, E)
         probs = logits.softmax(dim=-1)
         top_p, top_e = probs.topk(self.top_k, dim=-1)  # (N, k)
-        top_p = top_p / top_p.sum(dim=-1, keepdim=True)
+        if self.top_k > 1:
+            top_p = top_p / top_p.sum(dim=-1, keepdim=True)
 
         expert_of = top_e.reshape(-1)  # (N*k,) assignment -> expert
-        order = expert_of.argsort(stable=True)  # group by expert, token order kept within
+        order = self._priority_order(expert_of)
         token_sorted = order // self.top_k  # (N*k,) assignment -> token
         gate_sorted = top_p.reshape(-1)[order]
         if flat.device.type == "meta":
@@ -104,6 +110,17 @@ class MoE(nn.Module):
 
         self._record(logits, probs, counts, kept)
         return out.reshape(shape)
+
+    def _priority_order(self, expert_of: Tensor) -> Tensor:
+        """Assignments grouped by expert; within an expert by choice rank, then by token.
+
+        Assignment a = token * k + rank. Capacity keeps the head of each expert's group, so
+        this order is what makes first choices win over second choices."""
+        n = expert_of.numel() // self.top_k
+        assignment = torch.arange(expert_of.numel(), device=expert_of.device)
+        rank, token = assignment % self.top_k, assignment // self.top_k
+        key = (expert_of * self.top_k + rank) * n + token  # (N*k,) unique per assignment
+        return key.argsort()
 
     def _paper_routing(
         self, assignments: int, device: torch.device

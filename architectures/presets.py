@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from seqbench.architectures.model import ModelConfig
+from seqbench.architectures.param_match import REFERENCE, match_parameters
 from seqbench.architectures.registry import CHANNEL_MIXERS, MIXERS, PRESETS
 from seqbench.errors import UserError
 from seqbench.registry import did_you_mean
@@ -32,10 +33,15 @@ class Preset:
     family: str
     description: str
     config: ModelConfig = field(default_factory=ModelConfig)
+    # Knobs ("mixer.param") solved at every width so the preset has mha's parameter count
+    # (architectures/param_match.py); their values in `config` are the starting points.
+    match: tuple[str, ...] = ()
 
 
-def register_preset(name: str, family: str, description: str, **config: Any) -> Preset:
-    preset = Preset(name, family, description, ModelConfig(**config))
+def register_preset(
+    name: str, family: str, description: str, *, match: tuple[str, ...] = (), **config: Any
+) -> Preset:
+    preset = Preset(name, family, description, ModelConfig(**config), tuple(match))
     PRESETS.add(name, preset, family=family, description=description)
     return preset
 
@@ -44,11 +50,21 @@ def build_config(
     preset_name: str, *, vocab_size: int, overrides: dict[str, Any] | None = None
 ) -> ModelConfig:
     """The preset's config at a task's vocabulary, with overrides applied and validated."""
-    preset: Preset = PRESETS.get(preset_name)
+    return preset_config(PRESETS.get(preset_name), vocab_size, overrides or {})
+
+
+def preset_config(preset: Preset, vocab_size: int, overrides: dict[str, Any]) -> ModelConfig:
+    """`preset` at a vocabulary with flat overrides applied, validated, and its matched knobs
+    solved for the resulting width and depth (unless the overrides set them)."""
     config = copy.deepcopy(preset.config)
     config.vocab_size = vocab_size
-    apply_overrides(config, overrides or {})
+    apply_overrides(config, overrides)
     validate_config(config)
+    if preset.match:
+        reference: Preset = PRESETS.get(REFERENCE)
+        config = match_parameters(
+            config, preset.match, reference.config, preset.config.n_layers, set(overrides)
+        )
     return config
 
 
@@ -148,37 +164,42 @@ register_preset(
 # Mamba and Mamba-2 blocks have no separate MLP in their papers (the gated in/out expansion plays
 # its role), and the papers match a Transformer's budget by stacking two Mamba blocks per
 # attention+MLP layer. At a fixed 2 layers the same budget comes from widening the block:
-# expand 3.5 puts both within a few percent of `mha`. The LRU paper follows each recurrent
-# layer with an MLP, so `lru` keeps the SwiGLU and its d_state 128 lands on mha's count.
+# `expand` is solved at every width to land on mha's count (about 3.5 at d_model 128). The LRU
+# paper follows each recurrent layer with an MLP, so `lru` keeps the SwiGLU and solves its
+# number of complex states (128 at d_model 128).
 register_preset(
     "mamba",
     "ssm",
-    "Mamba-1 (selective scan), no MLP as in the paper, expand 3.5 to match mha's parameters",
+    "Mamba-1 (selective scan), no MLP as in the paper, expand solved to match mha's parameters",
     layer_pattern=("mamba",),
     mixer_kwargs={"mamba": {"expand": 3.5}},
     ffn="none",
+    match=("mamba.expand",),
 )
 register_preset(
     "mamba2",
     "ssm",
-    "Mamba-2 (SSD, scalar decay per head), no MLP as in the paper, expand 3.5 to match mha",
+    "Mamba-2 (SSD, scalar decay per head, 16-wide heads), no MLP, expand solved to match mha",
     layer_pattern=("mamba2",),
-    mixer_kwargs={"mamba2": {"expand": 3.5}},
+    mixer_kwargs={"mamba2": {"expand": 3.5, "headdim": 16}},
     ffn="none",
+    match=("mamba2.expand",),
 )
 register_preset(
     "lru",
     "linear-recurrence",
-    "Linear Recurrent Unit, 128 complex states, followed by SwiGLU as in the paper",
+    "Linear Recurrent Unit, complex states solved to match mha, followed by SwiGLU as in the paper",
     layer_pattern=("lru",),
     mixer_kwargs={"lru": {"d_state": 128}},
+    match=("lru.d_state",),
 )
 register_preset(
     "hybrid",
     "hybrid",
-    "two Mamba layers per attention layer, no MLP; Mamba expand 3 to match mha's parameters",
+    "two Mamba layers per attention layer, no MLP; Mamba expand solved to match mha",
     n_layers=3,
     layer_pattern=("mamba", "mamba", "attention"),
-    mixer_kwargs={"mamba": {"expand": 3}, "attention": {"n_heads": 8, "n_kv_heads": 8}},
+    mixer_kwargs={"mamba": {"expand": 3.0}, "attention": {"n_heads": 8, "n_kv_heads": 8}},
     ffn="none",
+    match=("mamba.expand",),
 )

@@ -47,6 +47,18 @@ def inner_width(d_model: int, expand: float) -> int:
     return d_inner
 
 
+def no_weight_decay(param: nn.Parameter) -> nn.Parameter:
+    """Mark `param` to be trained without weight decay (mamba-ssm's `_no_weight_decay`).
+
+    Why: SSM / LRU dynamics (A_log, D, dt_bias, the LRU's ν, θ, γ logs) set the recurrence
+    itself; decaying them towards zero would move A towards -1 and |λ| towards e^-1, not just
+    shrink a weight. The mark is made where the parameter is created, so the training loop
+    needs no list of names.
+    """
+    param._no_weight_decay = True  # type: ignore[attr-defined]
+    return param
+
+
 def check_dt_range(dt_min: float, dt_max: float, dt_init_floor: float) -> None:
     if not 0 < dt_min <= dt_max:
         raise UserError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")

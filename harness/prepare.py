@@ -15,7 +15,6 @@ and the task's declared version; `Prepared.definition` is what the record keeps 
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from seqbench.architectures import (
     ModelConfig,
     Preset,
 )
-from seqbench.architectures.presets import apply_overrides, validate_config
+from seqbench.architectures.presets import apply_overrides, preset_config, validate_config
 from seqbench.errors import UserError
 from seqbench.harness.records import canonical_json, spec_hash
 from seqbench.harness.spec import RunSpec
@@ -174,10 +173,8 @@ def model_config(arch: str, vocab_size: int, overrides: dict[str, Any]) -> Model
     model (SwiGLU, preset-default width and depth), with flat overrides applied."""
     obj = arch_object(arch)
     if isinstance(obj, Preset):
-        config = copy.deepcopy(obj.config)
-    else:
-        config = ModelConfig(layer_pattern=(arch,))
-    config.vocab_size = vocab_size
+        return preset_config(obj, vocab_size, overrides)
+    config = ModelConfig(layer_pattern=(arch,), vocab_size=vocab_size)
     apply_overrides(config, overrides)
     validate_config(config)
     return config

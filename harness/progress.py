@@ -1,4 +1,4 @@
-"""Sweep progress: done/total, the run(s) in flight and an ETA.
+"""Sweep progress: done/total, the job(s) in flight and an ETA, for runs and profile points.
 
 On a terminal, a live status line is redrawn in place under the finished-run lines. When the
 output is a file or a pipe, only one plain line per finished run is written, so logs stay
@@ -27,6 +27,8 @@ def outcome(record: dict[str, Any]) -> str:
     """A short summary of a record's result for its progress line."""
     if record["status"] != "ok":
         return record.get("reason") or ""
+    if record.get("kind") == "profile":
+        return ""  # the summary tables show the measurements
     metrics = record.get("metrics") or {}
     val = (metrics.get("val") or {}).get("accuracy")
     test = (metrics.get("test") or {}).get(str(record["spec"]["seq_len"])) or {}
@@ -61,7 +63,8 @@ class Progress:
     def finished(self, job: Job, record: dict[str, Any]) -> None:
         self.running.pop(job.run_id, None)
         self.done += 1
-        wall = (record.get("timings") or {}).get("wall_s")
+        timings = record.get("timings") or {}
+        wall = timings.get("wall_s", timings.get("point_s"))
         took = f"{wall:.1f}s" if wall is not None else "-"
         width = len(str(self.total))
         line = (

@@ -231,6 +231,7 @@ def environment(device: str | None = None) -> dict[str, Any]:
     env: dict[str, Any] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "host": platform.node(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "seqbench": __version__,

@@ -14,10 +14,9 @@ from typing import Any
 import torch
 
 from seqbench.architectures import LanguageModel
+from seqbench.harness.common.outcome import exception_outcome
 from seqbench.harness.evaluate import evaluate
 from seqbench.harness.prepare import Prepared, prepare
-from seqbench.harness.profile.memory import is_oom_error  # shared with the profiler
-from seqbench.harness.profile.outcome import one_line
 from seqbench.harness.records import make_record
 from seqbench.harness.spec import RunSpec
 from seqbench.harness.train import TrainResult, train
@@ -38,8 +37,7 @@ def execute(spec_data: dict[str, Any]) -> dict[str, Any]:
         run_id, definition = prepared.run_id, prepared.definition
         status, reason = run_prepared(prepared, metrics, timings)
     except Exception as exc:
-        status = "oom" if is_oom_error(exc) else "failed"
-        reason = one_line(exc)
+        status, reason = exception_outcome(exc)
         metrics["traceback"] = traceback.format_exc(limit=-8)
     finally:
         if spec.device.startswith("cuda") and torch.cuda.is_available():

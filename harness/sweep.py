@@ -70,27 +70,31 @@ def run_sweep(
             for job in jobs:
                 if job.run_id in refused:
                     progress.started(job)
-                    _finish(out_dir, job, failed_record(job, refused[job.run_id]), progress, result)
+                    finish(out_dir, job, failed_record(job, refused[job.run_id]), progress, result)
             for job, record in launcher.run(runnable, progress.started):
-                _finish(out_dir, job, record, progress, result)
+                finish(out_dir, job, record, progress, result, launcher)
         finally:
             progress.close()
     return result
 
 
-def _finish(
+def finish(
     out_dir: str | os.PathLike,
     job: Job,
     record: dict[str, Any],
     progress: Progress,
     result: SweepResult,
+    launcher: Launcher | None = None,
 ) -> None:
+    """Write a finished job's record (naming the launcher that ran it) and count it."""
     if record["run_id"] != job.run_id:  # the worker resolved another definition than the plan
         reason = (
             f"identity mismatch: the worker resolved this run to {record['run_id']}, the sweep "
             f"to {job.run_id} (different seqbench code where the run executed?)"
         )
         record = {**record, "run_id": job.run_id, "status": "failed", "reason": reason}
+    if launcher is not None:
+        record.setdefault("environment", {})["launcher"] = launcher.name
     write_record(out_dir, record)
     result.ran += 1
     result.statuses[record["status"]] = result.statuses.get(record["status"], 0) + 1

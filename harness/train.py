@@ -24,27 +24,23 @@ from seqbench.harness.evaluate import autocast, evaluate
 from seqbench.harness.spec import RunSpec
 from seqbench.tasks import Task
 
-# Parameters that keep their value without weight decay, by rule (docs/harness.md):
-#  - anything with fewer than 2 dimensions: norm gains, biases, per-channel skips (D), Δ biases;
-#  - SSM / LRU dynamics by name, whatever their shape: decaying them towards zero would change
-#    the recurrence itself (A = -exp(A_log) -> -1, |λ| -> exp(-1)), not just shrink a weight;
-#  - any parameter a mixer marks with `_no_weight_decay = True` (mamba_ssm's convention).
-NO_DECAY_NAMES = frozenset({"A_log", "D", "dt_bias", "nu_log", "theta_log", "gamma_log"})
 
-
-def no_decay(name: str, param: nn.Parameter) -> bool:
-    leaf = name.rsplit(".", 1)[-1]
-    return param.ndim < 2 or leaf in NO_DECAY_NAMES or getattr(param, "_no_weight_decay", False)
+def no_decay(param: nn.Parameter) -> bool:
+    """Whether a parameter trains without weight decay (docs/harness.md): every parameter with
+    fewer than 2 dimensions (norm gains, biases, per-channel skips), and any that its module
+    marked `_no_weight_decay = True` where it created it (mamba-ssm's convention; the SSM and
+    LRU mixers mark their dynamics that way, whatever their shape)."""
+    return param.ndim < 2 or getattr(param, "_no_weight_decay", False)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     decay, keep = [], []
     seen: set[int] = set()
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         if not param.requires_grad or id(param) in seen:
             continue
         seen.add(id(param))
-        (keep if no_decay(name, param) else decay).append(param)
+        (keep if no_decay(param) else decay).append(param)
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": keep, "weight_decay": 0.0},

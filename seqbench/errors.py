@@ -3,7 +3,3 @@
 
 class UserError(ValueError):
     """Bad input from the user (a name, a knob, a spec): reported as one line, never a traceback."""
-
-
-class ConformanceError(UserError):
-    """A mixer broke the contract (causality, shapes, step == forward, ...)."""

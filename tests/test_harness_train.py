@@ -6,6 +6,7 @@ import torch
 
 from seqbench.architectures import LanguageModel, build_config
 from seqbench.harness.evaluate import evaluate, tally_logits
+from seqbench.harness.prepare import prepare
 from seqbench.harness.runner import execute
 from seqbench.harness.spec import RunSpec
 from seqbench.tasks import IGNORE_INDEX, Batch
@@ -99,7 +100,7 @@ def test_record_holds_every_metric_and_length() -> None:
     assert timings["tokens_per_s"] > 0 and timings["wall_s"] >= timings["train_s"] > 0
     assert timings["train_tokens"] == metrics["steps_run"] * 16 * 8
     assert record["environment"]["torch"] == torch.__version__
-    assert record["run_id"] == RunSpec.from_dict(record["spec"]).run_id
+    assert record["run_id"] == prepare(RunSpec.from_dict(record["spec"])).run_id
 
 
 def test_same_spec_twice_gives_identical_metrics() -> None:

@@ -12,11 +12,14 @@ from seqbench.errors import UserError
 
 
 def moe_reference(moe: MoE, x: torch.Tensor) -> torch.Tensor:
-    """Every expert on every token, combined with the renormalised top-k weights."""
+    """Every expert on every token, combined with the top-k weights: renormalised for k ≥ 2,
+    the raw probability for k = 1 (Switch)."""
     flat = x.reshape(-1, x.shape[-1])  # (N, D)
     probs = moe.router(flat).float().softmax(-1)  # (N, E)
     top_p, top_e = probs.topk(moe.top_k, dim=-1)
-    weights = torch.zeros_like(probs).scatter(1, top_e, top_p / top_p.sum(-1, keepdim=True))
+    if moe.top_k > 1:
+        top_p = top_p / top_p.sum(-1, keepdim=True)
+    weights = torch.zeros_like(probs).scatter(1, top_e, top_p)
     out = torch.zeros_like(flat)
     for e in range(moe.n_experts):
         gate, up = (flat @ moe.w_in[e]).chunk(2, dim=-1)
@@ -81,6 +84,40 @@ def test_capacity_drops_and_counts_tokens() -> None:
     assert moe.stats()["dropped_fraction"] == pytest.approx(30 / 40)
     assert (y[0, capacity:] == 0).all()  # dropped tokens get no expert output
     assert (y[0, :capacity] != 0).any()
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 3])
+def test_the_router_learns_from_the_task_at_every_k(top_k: int) -> None:
+    """With the balance and z losses off, the router's gradient comes from the task alone."""
+    torch.manual_seed(0)
+    moe = MoE(16, n_experts=4, top_k=top_k, balance_coef=0.0, z_loss_coef=0.0)
+    x = torch.randn(2, 9, 16)
+    (moe(x) * torch.randn(2, 9, 16)).sum().backward()
+    grad = moe.router.weight.grad
+    assert grad is not None and grad.abs().max() > 1e-4
+
+
+def test_capacity_fills_first_choices_before_second_choices() -> None:
+    """GShard's priority: token 1's first choice takes the slot, not token 0's second."""
+    moe = MoE(4, n_experts=2, top_k=2, capacity_factor=0.5)  # capacity ceil(0.5*2*2/2) = 1
+    with torch.no_grad():
+        moe.router.weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]))
+    # token 0 prefers expert 0 (second choice: expert 1); token 1 prefers expert 1
+    x = torch.tensor([[[3.0, 1.0, 0, 0], [1.0, 3.0, 0, 0]]])
+    moe(x)
+    flat = x.reshape(-1, 4)
+    order = moe._priority_order(moe.router(flat).topk(2, dim=-1).indices.reshape(-1))
+    # expert 0: token 0 (rank 0) before token 1 (rank 1); expert 1: token 1 (rank 0) first
+    assert order.tolist() == [0, 3, 2, 1]
+    assert moe.stats()["dropped_fraction"] == pytest.approx(0.5)
+    y = moe(x)
+    probs = moe.router(flat).softmax(-1)
+    # each token keeps exactly its first choice: its output is that expert's, weighted
+    for token, expert in ((0, 0), (1, 1)):
+        gate, up = (flat[token] @ moe.w_in[expert]).chunk(2)
+        weight = probs[token, expert] / probs[token].sum()
+        expected = weight * ((F.silu(gate) * up) @ moe.w_out[expert])
+        torch.testing.assert_close(y[0, token], expected)
 
 
 def test_active_parameters_count_k_experts() -> None:

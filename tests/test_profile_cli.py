@@ -39,10 +39,11 @@ def test_profile_writes_point_and_fit_records_then_resumes(tmp_path, capsys) -> 
     assert decode_fit["metrics"]["fits"]["state_bytes"]["all"]["slope"] == pytest.approx(1.0)
     assert "Log-log scaling exponents" in out.out
     assert "counted on the meta device" in out.out
-    assert "\r" not in out.err  # not a terminal: plain lines only
+    assert "\r" not in out.out + out.err  # not a terminal: plain lines only
+    assert all(r["environment"]["launcher"] == "local" for r in points)  # the default
 
     assert run_cli(args) == 0  # everything is recorded: nothing runs again
-    assert capsys.readouterr().err.count("already recorded ok") == 6
+    assert "6 point(s) already recorded ok were skipped" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from seqbench.harness.profile.memory import RssWindow, SavedTensorBytes, is_oom_error
+from seqbench.harness.common.outcome import is_oom_error
+from seqbench.harness.profile.memory import RssWindow, SavedTensorBytes
 from seqbench.harness.profile.meta import count_on_meta
 from seqbench.harness.profile.points import PointOptions, build_model, make_spec, random_tokens
 from seqbench.harness.profile.train_step import memory_step

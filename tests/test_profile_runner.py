@@ -1,49 +1,97 @@
-"""Worker processes: out-of-memory and over-budget points are recorded and the sweep goes on."""
+"""Profile points through the launchers: out-of-memory, over-budget and predicted points are
+recorded, longer points of a failed series are skipped, and the sweep goes on."""
 
 from __future__ import annotations
 
-from seqbench.harness.profile.points import PointOptions, make_spec
-from seqbench.harness.profile.runner import Job, predicted_over_budget, run_jobs
+import dataclasses
+import io
+from pathlib import Path
+
+import pytest
+
+from seqbench.harness.cli import main
+from seqbench.harness.common.outcome import exit_outcome
+from seqbench.harness.launchers import LocalLauncher, SerialLauncher
+from seqbench.harness.profile.points import PointOptions, make_spec, point_label
+from seqbench.harness.profile.sweep import (
+    SweepPlan,
+    point_job,
+    predicted_over_budget,
+    run_sweep,
+)
+from seqbench.harness.progress import Progress
+from seqbench.harness.records import iter_records
 
 TINY = {"d_model": 32, "n_layers": 1}
 OPTS = PointOptions(repeats=1)
 
 
-def test_oom_point_is_recorded_longer_ones_skipped_and_other_series_run() -> None:
-    jobs = [
-        Job(make_spec("train", "mha", TINY, 1024, OPTS), 60, max_memory_bytes=2**20),
-        Job(make_spec("train", "mha", TINY, 2048, OPTS), 60, max_memory_bytes=2**20),
-        Job(make_spec("train", "gqa", TINY, 32, OPTS), 60),
-    ]
-    results = [result for _, result in run_jobs(jobs, fresh_each=True)]
-    assert [r["status"] for r in results] == ["oom", "failed", "ok"]
-    assert "memory cap" in results[0]["reason"]
-    assert results[1]["reason"].startswith("skipped")
-    assert [r["run_id"] for r in results] == [j.run_id for j in jobs]
-    assert results[2]["metrics"]["memory_bytes"]["cpu_rss_delta"] is not None
+def quiet() -> Progress:
+    return Progress(0, stream=io.StringIO())
+
+
+def plan(**fields) -> SweepPlan:
+    return SweepPlan(options=OPTS, sets={k: [v] for k, v in TINY.items()}, **fields)
+
+
+def test_oom_point_is_recorded_and_longer_ones_skipped(tmp_path: Path) -> None:
+    sweep = plan(archs=["mha"], modes=["train"], seq_lens=[1024, 2048], max_memory_bytes=2**20)
+    records, result = run_sweep(sweep, tmp_path, progress=quiet())
+    assert [r["spec"]["seq_len"] for r in records] == [1024, 2048]
+    assert [r["status"] for r in records] == ["oom", "failed"]
+    assert "memory cap" in records[0]["reason"]
+    assert records[1]["reason"] == "skipped: a shorter point of this series ended oom"
+    assert result.statuses == {"oom": 1, "failed": 1}
+    assert records[0]["environment"]["launcher"] == "local"
 
 
 def test_over_budget_point_is_killed_and_a_new_worker_takes_the_rest() -> None:
-    jobs = [
-        # Mamba's scan loops over time steps in Python: 16k steps take seconds even on meta
-        Job(make_spec("counted", "mamba", TINY, 16384, OPTS), 0.5),
-        Job(make_spec("counted", "mamba", TINY, 32768, OPTS), 60),
-        Job(make_spec("counted", "gqa", TINY, 64, OPTS), 60),
-    ]
-    results = {job.run_id: result for job, result in run_jobs(jobs, fresh_each=False)}
-    first, second, third = (results[j.run_id] for j in jobs)
-    assert first["status"] == "failed" and "time budget" in first["reason"]
-    assert second["status"] == "failed" and second["reason"].startswith("skipped")
-    assert third["status"] == "ok" and third["metrics"]["method"] == "counted-meta"
+    sweep = plan(archs=["mamba", "gqa"], modes=["counted"], budget_s=60)
+    # Mamba's scan loops over time steps in Python: 16k steps take seconds even on meta
+    slow = point_job(make_spec("counted", "mamba", TINY, 16384, OPTS), sweep)
+    slow = dataclasses.replace(slow, budget_s=0.5)
+    fast = point_job(make_spec("counted", "gqa", TINY, 64, OPTS), sweep)
+    results = {
+        job.run_id: record
+        for job, record in LocalLauncher(workers=1).run([slow, fast], lambda job: None)
+    }
+    first, second = results[slow.run_id], results[fast.run_id]
+    assert first["status"] == "failed"
+    assert first["reason"] == "over its time budget of 0.5 s; killed"
+    assert second["status"] == "ok" and second["metrics"]["method"] == "counted-meta"
+    assert second["kind"] == "profile"
 
 
-def test_a_point_predicted_over_budget_is_recorded_without_running() -> None:
-    short = Job(make_spec("counted", "mha", TINY, 64, OPTS), 60)
-    huge = Job(make_spec("counted", "mha", TINY, 64 * 10**7, OPTS), 1.0)
-    results = [result for _, result in run_jobs([short, huge], fresh_each=False)]
-    assert results[0]["status"] == "ok"
-    assert results[1]["status"] == "failed"
-    assert results[1]["reason"].startswith("predicted over the per-point time budget")
+def test_a_point_predicted_over_budget_is_recorded_without_running(tmp_path: Path) -> None:
+    sweep = plan(archs=["mha"], modes=["counted"], counted_lens=[64, 64 * 10**8], budget_s=5.0)
+    records, _ = run_sweep(sweep, tmp_path, launcher=SerialLauncher(), progress=quiet())
+    assert [r["status"] for r in records] == ["ok", "failed"]
+    assert records[1]["reason"].startswith("predicted over the per-point time budget")
+    short, huge = (point_job(r["spec"], sweep) for r in records)
     assert predicted_over_budget((64, 0.5), huge) is not None
     assert predicted_over_budget((64, 0.5), short) is None
     assert predicted_over_budget(None, huge) is None
+
+
+def test_a_dead_worker_means_one_status_whatever_ran_in_it() -> None:
+    assert exit_outcome(-9) == ("oom", "worker killed by SIGKILL (the out-of-memory killer?)")
+    assert exit_outcome(-15, "last words") == ("failed", "worker killed by SIGTERM: last words")
+    assert exit_outcome(3) == ("failed", "worker exited with code 3")
+    status, reason = exit_outcome(134, "terminate called: std::bad_alloc")
+    assert status == "oom" and reason.endswith("std::bad_alloc")
+
+
+def test_profile_with_two_local_workers(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = [
+        "profile", "--arch", "mha", "--arch", "lru", "--set", "d_model=32", "--set", "n_layers=1",
+        "--mode", "counted", "--counted-len", "64", "--counted-len", "256",
+        "--launcher", "local", "--workers", "2", "--out", str(tmp_path),
+    ]  # fmt: skip
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 0
+    points = [r for r in iter_records(tmp_path, kind="profile") if r["spec"]["mode"] != "fit"]
+    assert len(points) == 4 and {r["status"] for r in points} == {"ok"}
+    assert {r["environment"]["launcher"] for r in points} == {"local"}
+    out = capsys.readouterr().out
+    assert all(point_label(r["spec"]) in out for r in points)  # one progress line per point

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from seqbench.harness.profile.scaling import fit_loglog, long_range, t_quantile
+from seqbench.harness.common.scaling import fit_loglog, long_range, t_quantile
 
 
 @pytest.mark.parametrize(

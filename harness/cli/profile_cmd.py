@@ -23,9 +23,14 @@ def listed(values: tuple[Any, ...], default: tuple[Any, ...] = ()) -> list[Any]:
     return list(dict.fromkeys(values or default))
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str, where: str | None = None) -> str:
+    """ "auto" -> cuda or cpu; `where`: the device of a launcher whose jobs run elsewhere."""
     import torch
 
+    if where is not None:
+        if device == "cuda" and where != "cuda":
+            raise UserError("--device cuda was asked for but the launcher's jobs get no GPU")
+        return where if device == "auto" else device
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -158,22 +163,43 @@ def default_memory_gb() -> float | None:
     show_default=True,
     help="Result folder (records in OUT/runs/).",
 )
+@click.option(
+    "--launcher",
+    default="local",
+    show_default=True,
+    help="serial, local, slurm or ray (as for seqbench run); local measures each point in a "
+    "worker process, which the RSS method and the time budget need.",
+)
+@click.option(
+    "--workers",
+    type=click_type("workers"),
+    help="Points measured at once [1 for local: parallel points disturb each other's timings; "
+    "all for slurm and ray].",
+)
+@click.option(
+    "--address",
+    help="Ray cluster to use with --launcher ray [RAY_ADDRESS, else a local Ray instance].",
+)
 @click.option("--force", is_flag=True, help="Re-measure points already recorded ok.")
 def command(**opts: Any) -> None:  # fmt: skip
     """Profile architectures: tokens/s, peak memory (three named methods), FLOPs per token,
     prefill and decode latency, decode state bytes, counted FLOPs/bytes up to 1M tokens, and
     log-log scaling exponents with 95% intervals. Writes one record per point to OUT/runs/.
     """
-    from seqbench.harness.profile.progress import Progress
+    from seqbench.harness.cli.options import make_launcher
     from seqbench.harness.profile.summary import summary
-    from seqbench.harness.profile.sweep import plan_specs, run_sweep, write_fits
+    from seqbench.harness.profile.sweep import run_sweep, write_fits
 
-    plan = build_plan(opts)
-    total = sum(len(specs) for specs in plan_specs(plan).values())
-    progress = Progress(total)
+    workers = opts["workers"] or (1 if opts["launcher"] == "local" else None)
+    launcher = make_launcher(opts["launcher"], workers, opts["address"])
+    plan = build_plan(opts, launcher.device)
+    records, result = run_sweep(plan, opts["out_dir"], launcher=launcher, force=opts["force"])
     with folder_lock(opts["out_dir"]):  # the one writers' lock, shared with run and report
-        records = run_sweep(plan, opts["out_dir"], force=opts["force"], progress=progress)
         fits = write_fits(records, opts["out_dir"], plan.axes())
+    click.echo("")
+    if result.skipped:
+        click.echo(f"{result.skipped} point(s) already recorded ok were skipped "
+                   "(--force measures them again)")  # fmt: skip
     click.echo(summary(records, fits))
     click.echo(f"\n{len(records)} point records and {len(fits)} fit records in "
                f"{opts['out_dir']}/runs")  # fmt: skip
@@ -186,7 +212,7 @@ def exit_code(records: list[dict[str, Any]]) -> int:
     return 1 if any(r["status"] == "failed" for r in records) else 0
 
 
-def build_plan(opts: dict[str, Any]) -> SweepPlan:
+def build_plan(opts: dict[str, Any], where: str | None = None) -> SweepPlan:
     from seqbench.harness.profile.points import MODES, PointOptions
     from seqbench.harness.profile.sweep import (
         DEFAULT_CONTEXTS,
@@ -198,7 +224,7 @@ def build_plan(opts: dict[str, Any]) -> SweepPlan:
     memory_gb = opts["max_memory_gb"] or default_memory_gb()
     options = PointOptions(
         vocab_size=opts["vocab"],
-        device=resolve_device(opts["device"]),
+        device=resolve_device(opts["device"], where),
         dtype=opts["dtype"],
         seed=opts["seed"],
         repeats=opts["repeats"],

@@ -125,27 +125,32 @@ def knob_help_rows() -> list[tuple[str, str]]:
     "--out", type=click.Path(file_okay=False, path_type=Path), help="Result folder [results/NAME]."
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train [auto].")
-@click.option("--launcher", default="serial", show_default=True, help="serial, local or slurm.")
+@click.option(
+    "--launcher", default="serial", show_default=True, help="serial, local, slurm or ray."
+)
 @click.option(
     "--workers",
     type=click_type("workers"),
-    help="Processes of --launcher local; most jobs running at once for slurm.",
+    help="Processes of --launcher local; most jobs running at once for slurm and ray.",
+)
+@click.option(
+    "--address",
+    help="Ray cluster to use with --launcher ray [RAY_ADDRESS, else a local Ray instance].",
 )
 @click.option("--force", is_flag=True, help="Rerun runs already recorded ok.")
 @click.option("--dry-run", is_flag=True, help="List the runs without training.")
 @click.pass_context
 def command(ctx: click.Context, **opts: Any) -> None:
     """Train and evaluate a suite or an ad-hoc grid; one JSON record per run in OUT/runs/."""
-    from seqbench.harness.launchers import get_launcher
+    from seqbench.harness.cli.options import make_launcher
     from seqbench.harness.sweep import plan, run_sweep
 
     name, specs = gather_specs(opts, ctx.args)
     if opts["device"]:
         specs = [dataclasses.replace(s, device=opts["device"]) for s in specs]
-    if opts["workers"] and opts["launcher"] == "serial":
-        raise UserError("--workers applies to --launcher local or slurm")
     out = opts["out"] or Path("results") / name
-    launcher = get_launcher(opts["launcher"], opts["workers"])  # its device decides run ids
+    # its device decides run ids
+    launcher = make_launcher(opts["launcher"], opts["workers"], opts["address"])
     if opts["dry_run"]:
         for prepared in plan(specs, launcher.device):
             click.echo(f"{prepared.run_id}  {prepared.spec.label()}")

@@ -1,8 +1,8 @@
 """Runs as a Slurm job array through submitit, `--workers N` of them at once (default: all).
 
-Why submitit: it pickles a call of `seqbench.harness.runner.execute` on each spec, writes the sbatch
-script, submits a whole sweep as one array (one sbatch call, not hundreds) and brings back
-each record or the job's error. The same code runs on submitit's `local` executor (one
+Why submitit: it pickles a call of `_run_job` on each job (a run or a profile point), writes
+the sbatch script, submits a whole sweep as one array (one sbatch call, not hundreds) and
+brings back each record or the job's error. The same code runs on submitit's `local` executor (one
 subprocess per job on this machine) and its in-process `debug` executor, which is how this
 launcher is tested where there is no Slurm. submitit is optional: it is imported when the
 launcher is built, so `import harness` never needs it and a missing install is one line
@@ -32,8 +32,8 @@ from typing import Any
 import torch
 
 from seqbench.errors import UserError
+from seqbench.harness.common.outcome import one_line
 from seqbench.harness.launchers.base import Job, Launcher, OnStart, failed_record
-from seqbench.harness.profile.outcome import one_line
 
 CLUSTERS = ("slurm", "local", "debug")
 POLL_S = {"slurm": 5.0, "local": 0.2, "debug": 0.0}  # debug runs a job when it is collected
@@ -126,9 +126,7 @@ class SlurmLauncher(Launcher):
                 batch = [pending.popleft() for _ in range(self._room(len(flight), len(pending)))]
                 if batch:
                     try:
-                        sjobs = executor.map_array(
-                            _run_job, [j.spec for j in batch], [threads] * len(batch)
-                        )
+                        sjobs = executor.map_array(_run_job, batch, [threads] * len(batch))
                     except Exception as exc:  # sbatch refused: every job of the batch fails
                         for job in batch:
                             on_start(job)
@@ -226,15 +224,17 @@ class SlurmLauncher(Launcher):
                 sjob.cancel(check=False)
 
 
-def _run_job(spec: dict[str, Any], threads: int | None) -> dict[str, Any]:
-    """The function each job runs (pickled by reference: the nodes import this package)."""
+def _run_job(job: Job, threads: int | None) -> dict[str, Any]:
+    """The function each job runs (pickled by reference: the nodes import this package): the
+    job in a worker process of its own, so that a worker's death is recorded by the same
+    rules as on the local launcher (`seqbench.harness.launchers.local.run_isolated`)."""
     if threads is None:
         affinity = getattr(os, "sched_getaffinity", None)
         threads = len(affinity(0)) if affinity else (os.cpu_count() or 1)
     torch.set_num_threads(threads)
-    from seqbench.harness.runner import execute
+    from seqbench.harness.launchers.local import run_isolated
 
-    return execute(spec)
+    return run_isolated(job, threads)
 
 
 def _no_result(sjob: Any) -> str:

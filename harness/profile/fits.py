@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from seqbench.harness.profile.points import LENGTH_FIELD, series_key, series_spec, x_value
-from seqbench.harness.profile.scaling import fit_loglog, long_range
+from seqbench.harness.common.profile_frame import LENGTH_FIELD, metric
+from seqbench.harness.common.scaling import fit_loglog, long_range
+from seqbench.harness.profile.points import series_key, series_spec, x_value
 from seqbench.harness.records import spec_hash
 
 QUANTITIES = {
@@ -34,16 +35,6 @@ QUANTITIES = {
     ),
     "counted": ("state_bytes", "saved_activations", "flops_per_token", "flops_per_step"),
 }
-
-
-def metric(metrics: dict[str, Any], path: str) -> float | None:
-    """A dotted path into a record's metrics ("memory_bytes.cpu_rss_delta"), numbers only."""
-    value: Any = metrics
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def fit_series(points: list[tuple[float, dict[str, Any]]], mode: str) -> dict[str, Any]:

@@ -26,14 +26,6 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-METHODS = ("cuda_peak_allocated", "cpu_rss_delta", "saved_activations")
-
-# glibc keeps freed blocks below its (dynamically rising) mmap threshold on the heap, so a
-# second step could reuse pages the first one touched and the RSS peak would under-count.
-# Workers run with a fixed, low threshold: every large tensor is its own mapping and is given
-# back to the system when freed, so RSS follows live memory.
-RSS_WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "131072"}
-
 
 # -- saved activations ---------------------------------------------------------------------------
 def storage_key(t: Tensor) -> int:
@@ -168,20 +160,6 @@ def limit_address_space(extra_bytes: int) -> bool:
 def lift_address_space_limit() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
-
-
-def is_oom_error(exc: BaseException) -> bool:
-    """Allocation failures from torch (CPU and CUDA) and Python."""
-    if isinstance(exc, MemoryError):
-        return True
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and (
-        "can't allocate memory" in text
-        or "out of memory" in text.lower()
-        or "std::bad_alloc" in text
-    )
 
 
 def available_memory_bytes() -> int | None:

@@ -35,8 +35,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from seqbench.architectures.contract import state_bytes
+from seqbench.harness.common.outcome import one_line
 from seqbench.harness.profile.memory import SavedTensorBytes
-from seqbench.harness.profile.outcome import one_line
 from seqbench.harness.profile.points import COUNTED_METHOD, build_model, random_tokens
 from seqbench.harness.profile.train_step import flop_count_step, flop_metrics
 

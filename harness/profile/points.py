@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
+from seqbench.harness.common.profile_frame import LENGTH_FIELD
 from seqbench.harness.records import spec_hash
 
 MODES = ("train", "decode", "counted")
-LENGTH_FIELD = {"train": "seq_len", "decode": "context", "counted": "seq_len"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 COUNTED_METHOD = "counted-meta"
 
@@ -66,6 +66,20 @@ def make_spec(
     else:
         spec["method"] = COUNTED_METHOD
     return spec
+
+
+SHORT_LENGTH = {"seq_len": "L", "context": "ctx"}
+
+
+def point_label(spec: dict[str, Any]) -> str:
+    """E.g. "train mha/sdpa L=1024 B=1 d=128 ffn.n_experts=16"."""
+    arch = spec["arch"] + (f"/{spec['impl']}" if spec.get("impl") else "")
+    field = LENGTH_FIELD[spec["mode"]]
+    extra = [
+        f"{k}={v}" for k, v in spec["overrides"].items() if k not in ("d_model", "attention.impl")
+    ]
+    parts = [spec["mode"], arch, f"{SHORT_LENGTH[field]}={spec[field]}", f"B={spec['batch']}"]
+    return " ".join([*parts, f"d={spec['d_model']}", *extra])
 
 
 def point_id(spec: dict[str, Any]) -> str:

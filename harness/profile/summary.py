@@ -6,7 +6,8 @@ from typing import Any
 
 import pandas as pd
 
-from seqbench.harness.profile.frame import fits_frame, profile_frame
+from seqbench.harness.common.profile_frame import fits_frame, profile_frame
+from seqbench.harness.profile.points import point_label
 
 MB = 1e6
 # column title -> (source column, scale divisor, format)
@@ -83,8 +84,6 @@ def fits_table(fit_records: list[dict[str, Any]]) -> str | None:
 
 def failures_list(point_records: list[dict[str, Any]]) -> str | None:
     """One line per point that is not ok: what, status, why."""
-    from seqbench.harness.profile.progress import point_label
-
     lines = [
         f"  {point_label(r['spec'])}: {r['status']} — {(r['reason'] or '')[:160]}"
         for r in point_records

@@ -1,31 +1,52 @@
-"""A profile sweep: the grid of points, skipping what is done, running, recording, fitting.
+"""A profile sweep: the grid of points, skipping what is done, launching, recording, fitting.
 
-Order: training points first (one fresh worker each, for the RSS method), then decode points
-and counted points (one worker per mode, restarted only after a failure). Within a series,
-lengths run shortest first so that after an out-of-memory or over-budget point the longer
-ones are recorded as skipped instead of being tried.
+Points are jobs like training runs: they go through the same launchers (serial, local, slurm,
+ray), the same progress display and the same outcome rules (`seqbench.harness.sweep`,
+`seqbench.harness.launchers`). What is particular to profiles is the order. Points of one
+series (the same model and mode at growing lengths) run shortest first, in waves: wave k
+holds the k-th shortest point still to measure of every series, so a launcher with several
+workers measures different series side by side. Between waves:
+- after a point ends oom or failed, the longer points of its series are recorded as skipped
+  instead of being tried;
+- a point that would exceed its budget even if its time only grew linearly from the shorter
+  point just measured is recorded failed as predicted, without running it.
+Training points run in a fresh worker process each (`Job.fresh_process`, for the RSS method).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from seqbench.errors import UserError
+from seqbench.harness.common.profile_frame import LENGTH_FIELD
+from seqbench.harness.launchers import Job, Launcher, LocalLauncher, failed_record
+from seqbench.harness.lock import check_writable, folder_lock
 from seqbench.harness.profile.fits import fit_id, fit_records
-from seqbench.harness.profile.points import MODES, PointOptions, make_spec, point_length, series_key
-from seqbench.harness.profile.runner import Job, run_jobs
+from seqbench.harness.profile.points import (
+    MODES,
+    PointOptions,
+    make_spec,
+    point_id,
+    point_label,
+    point_length,
+    series_key,
+)
+from seqbench.harness.progress import Progress
 from seqbench.harness.records import (
-    is_done,
     iter_records,
     make_record,
     read_record,
     record_path,
+    runs_dir,
     write_record,
 )
+from seqbench.harness.sweep import SweepResult, finish
+
+PREDICTION_MARGIN = 1.25  # skip only when the linear prediction is clearly over budget
 
 DEFAULT_SEQ_LENS = (256, 512, 1024, 2048, 4096, 8192)
 DEFAULT_CONTEXTS = (256, 1024, 4096, 16384)
@@ -105,51 +126,102 @@ def plan_specs(plan: SweepPlan) -> dict[str, list[dict[str, Any]]]:
     return specs
 
 
-ProgressFn = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
+def point_job(spec: dict[str, Any], plan: SweepPlan) -> Job:
+    return Job(
+        run_id=point_id(spec),
+        spec=spec,
+        label=point_label(spec),
+        kind="profile",
+        budget_s=plan.budget_s,
+        max_memory_bytes=plan.max_memory_bytes,
+        fresh_process=spec["mode"] == "train",
+    )
+
+
+def predicted_over_budget(shorter: tuple[int, float] | None, job: Job) -> str | None:
+    """A reason when linear growth from the shorter point already exceeds the budget."""
+    if shorter is None or job.budget_s is None:
+        return None
+    length, seconds = shorter
+    predicted = seconds * point_length(job.spec) / length
+    if predicted <= PREDICTION_MARGIN * job.budget_s:
+        return None
+    field = LENGTH_FIELD[job.spec["mode"]]
+    return (
+        f"predicted over the per-point time budget of {job.budget_s:g} s: {seconds:.1f} s at "
+        f"{field}={length}, so at least {predicted:.0f} s at {point_length(job.spec)} "
+        f"(linear growth); not run"
+    )
 
 
 def run_sweep(
-    plan: SweepPlan, out_dir: str | Path, *, force: bool = False, progress: ProgressFn
-) -> list[dict[str, Any]]:
-    """Run every point not already recorded ok; returns this sweep's point records.
-
-    `progress(event, spec, record)` is called with "skip" (already ok), "start" and "done".
-    """
+    plan: SweepPlan,
+    out_dir: str | Path,
+    *,
+    launcher: Launcher | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> tuple[list[dict[str, Any]], SweepResult]:
+    """Measure every point not already recorded ok, through `launcher` (default: one local
+    worker); returns this sweep's point records (recorded before or now) and its counts."""
+    launcher = launcher or LocalLauncher(workers=1)
     specs = plan_specs(plan)
-    records: dict[str, dict[str, Any]] = {
-        r["run_id"]: r for r in iter_records(out_dir, kind="profile")
-    }
-    wanted = []
-    for mode in plan.modes:
-        jobs = []
-        for spec in specs[mode]:
-            job = Job(spec, plan.budget_s, plan.max_memory_bytes)
-            wanted.append(job.run_id)
-            if not force and is_done(out_dir, job.run_id):
-                progress("skip", spec, records.get(job.run_id))
-            else:
-                jobs.append(job)
-        remaining = {job.run_id: job for job in jobs}
-        if jobs:
-            progress("start", jobs[0].spec, None)
-        for job, result in run_jobs(jobs, fresh_each=mode == "train"):
-            remaining.pop(job.run_id, None)
-            record = make_record(
-                kind="profile",
-                run_id=job.run_id,
-                spec=job.spec,
-                status=result["status"],
-                reason=result["reason"],
-                metrics=result["metrics"],
-                timings=result["timings"],
-                device=job.spec["device"],
-            )
-            write_record(out_dir, record)
-            records[job.run_id] = record
-            progress("done", job.spec, record)
-            if remaining:
-                progress("start", next(iter(remaining.values())).spec, None)
-    return [records[run_id] for run_id in wanted if run_id in records]
+    with folder_lock(out_dir):
+        records = {r["run_id"]: r for r in iter_records(out_dir, kind="profile")}
+        series: dict[str, deque[Job]] = {}
+        for mode in plan.modes:
+            for spec in specs[mode]:
+                series.setdefault(f"{mode}/{series_key(spec)}", deque()).append(
+                    point_job(spec, plan)
+                )
+        wanted = [job.run_id for queue in series.values() for job in queue]
+        done = {
+            run_id
+            for run_id in wanted
+            if not force and records.get(run_id, {}).get("status") == "ok"
+        }
+        result = SweepResult(run_ids=wanted, skipped=len(done))
+        if len(done) < len(wanted):  # a rerun with nothing to do needs no write access
+            check_writable(runs_dir(out_dir))
+        progress = progress or Progress(len(wanted) - len(done), len(done))
+        shorter: dict[str, tuple[int, float]] = {}  # series -> (length, seconds) last ok
+        ended: dict[str, str] = {}  # series -> status of the point that was not ok
+        try:
+            while any(series.values()):
+                wave = []
+                for key, queue in series.items():
+                    while queue and queue[0].run_id in done:
+                        shorter[key] = _length_and_time(records[queue.popleft().run_id])
+                    if not queue:
+                        continue
+                    job = queue.popleft()
+                    if key in ended:
+                        reason = f"skipped: a shorter point of this series ended {ended[key]}"
+                    else:
+                        reason = predicted_over_budget(shorter.get(key), job)
+                    if reason is None:
+                        wave.append((key, job))
+                        continue
+                    progress.started(job)
+                    record = failed_record(job, reason)
+                    finish(out_dir, job, record, progress, result)
+                    records[job.run_id] = record
+                    ended.setdefault(key, "failed")
+                keys = {job.run_id: key for key, job in wave}
+                for job, record in launcher.run([job for _, job in wave], progress.started):
+                    finish(out_dir, job, record, progress, result, launcher)
+                    records[job.run_id] = record
+                    if record["status"] == "ok":
+                        shorter[keys[job.run_id]] = _length_and_time(record)
+                    else:
+                        ended[keys[job.run_id]] = record["status"]
+        finally:
+            progress.close()
+    return [records[run_id] for run_id in wanted if run_id in records], result
+
+
+def _length_and_time(record: dict[str, Any]) -> tuple[int, float]:
+    return point_length(record["spec"]), float(record["timings"].get("point_s") or 0.0)
 
 
 def write_fits(

@@ -1,31 +1,24 @@
-"""Worker processes: each runs profile jobs and answers one result per job.
+"""One profile point, measured in the process that runs it: `run_point(spec, ...) -> record`.
 
-Why a separate process per job (training points) or per batch (decode, counted):
-- the RSS method needs a fresh process whose peak reflects only this step;
+Launchers run points like training runs (`seqbench.harness.launchers.base.execute_job`); the
+`local` launcher (the default of `seqbench profile`) runs each in a worker process, which is
+why:
+- the RSS method needs a fresh process whose peak reflects only this step (training points
+  are jobs with `fresh_process`);
 - an out-of-memory point fails in its own address space (a capped one, see
   `memory.limit_address_space`) and an over-budget point can be killed, while the sweep goes on.
 
-Workers are forked from a forkserver that has imported torch and the architectures once
-(`runner.py`), so a fresh process costs milliseconds instead of the seconds of a torch import.
-A job is {"spec", "budget_s", "max_memory_bytes"}; a result is {"run_id", "status", "reason",
-"metrics", "timings"}. Jobs arrive one at a time, so the parent decides what runs next.
-
-For debugging, `python -m seqbench.harness.profile.worker < jobs.json` runs a JSON list of jobs
-in this
-process and prints one JSON result per line.
+The local launcher's forkserver preloads this module (and torch._dynamo with it) once, so a
+fresh worker costs milliseconds. For debugging, `python -m seqbench.harness.profile.worker <
+specs.json` measures a JSON list of point specs in this process and prints one record per line.
 """
 
 from __future__ import annotations
 
 import ctypes
 import json
-import multiprocessing
-import multiprocessing.connection
-import os
 import sys
-import threading
 import time
-from multiprocessing.connection import Connection
 from typing import Any
 
 import torch
@@ -35,16 +28,13 @@ import torch
 import torch._dynamo
 
 from seqbench import architectures  # noqa: F401  (registers every preset before the fork)
+from seqbench.harness.common.outcome import exception_outcome
 from seqbench.harness.profile.decode import measure_decode
-from seqbench.harness.profile.memory import (
-    is_oom_error,
-    lift_address_space_limit,
-    limit_address_space,
-)
+from seqbench.harness.profile.memory import lift_address_space_limit, limit_address_space
 from seqbench.harness.profile.meta import count_on_meta
-from seqbench.harness.profile.outcome import one_line
 from seqbench.harness.profile.points import point_id
 from seqbench.harness.profile.train_step import measure_train
+from seqbench.harness.records import make_record
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -66,12 +56,18 @@ def fix_malloc_thresholds() -> bool:
     )
 
 
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Run one job and classify its outcome: ok, oom or failed (with a one-line reason)."""
-    spec = job["spec"]
+def run_point(
+    spec: dict[str, Any], budget_s: float | None = None, max_memory_bytes: int | None = None
+) -> dict[str, Any]:
+    """Measure one point and return its record: ok, oom or failed (with a one-line reason).
+
+    `budget_s` bounds the timed repeats of a training point; `max_memory_bytes` caps this
+    process's address space on CPU while it measures (lifted afterwards).
+    """
     started = time.perf_counter()
     status, reason, metrics = "ok", None, {}
-    limited = spec["device"] == "cpu" and job.get("max_memory_bytes") is not None
+    limited = spec["device"] == "cpu" and max_memory_bytes is not None
+    prepare_process()
     if spec.get("threads"):
         # Why a knob: on a CPU shared with other work, each parallel op waits for its slowest
         # thread; with more threads than free cores that is a descheduled one, so small ops
@@ -79,61 +75,42 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(spec["threads"])
     try:
         if limited:
-            limit_address_space(job["max_memory_bytes"])
+            limit_address_space(max_memory_bytes)
         if spec["mode"] == "train":
-            metrics = measure_train(spec, job.get("budget_s"))
+            metrics = measure_train(spec, budget_s)
         elif spec["mode"] == "decode":
             metrics = measure_decode(spec)
         else:
             metrics = count_on_meta(spec)
     except Exception as exc:  # classified and recorded; the sweep goes on
-        status = "oom" if is_oom_error(exc) else "failed"
-        reason = one_line(exc)
+        status, reason = exception_outcome(exc)
         if status == "oom" and limited:
-            reason += f" (per-point memory cap {job['max_memory_bytes'] / 2**20:,.0f} MiB)"
+            reason += f" (per-point memory cap {max_memory_bytes / 2**20:,.0f} MiB)"
     finally:
         if limited:
             lift_address_space_limit()
-    return {
-        "run_id": point_id(spec),
-        "status": status,
-        "reason": reason,
-        "metrics": metrics,
-        "timings": {"point_s": time.perf_counter() - started},
-    }
+    return make_record(
+        kind="profile",
+        run_id=point_id(spec),
+        spec=spec,
+        status=status,
+        reason=reason,
+        metrics=metrics,
+        timings={"point_s": time.perf_counter() - started},
+        device=spec["device"],
+    )
 
 
-def child_main(conn: Connection, log_path: str) -> None:
-    """Entry point of a forked worker: jobs in through `conn` until None, results out.
-
-    Output goes to a log file whose last line explains a crash.
-    """
-    log = os.open(log_path, os.O_WRONLY | os.O_APPEND)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    exit_with_parent()
-    fix_malloc_thresholds()
-    start_thread_pools()
-    while (job := conn.recv()) is not None:
-        conn.send(run_job(job))
-    conn.close()
+_PREPARED = False
 
 
-def exit_with_parent() -> None:
-    """End this worker as soon as the sweep that started it is gone (killed, interrupted).
-
-    Why: the per-point budget is enforced by the parent; without it an orphaned worker could
-    run a long point to its end on a machine others share.
-    """
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        multiprocessing.connection.wait([parent.sentinel])
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
+def prepare_process() -> None:
+    """Once per process: glibc's malloc thresholds fixed and torch's threads started."""
+    global _PREPARED
+    if not _PREPARED:
+        fix_malloc_thresholds()
+        start_thread_pools()
+        _PREPARED = True
 
 
 def start_thread_pools() -> None:
@@ -147,9 +124,8 @@ def start_thread_pools() -> None:
 
 
 def main() -> None:
-    fix_malloc_thresholds()
-    for job in json.load(sys.stdin):
-        print(json.dumps(run_job(job)), flush=True)
+    for spec in json.load(sys.stdin):
+        print(json.dumps(run_point(spec)), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from itertools import product
 
 import pandas as pd
 
-from seqbench.harness.profile.scaling import LogLogFit, fit_loglog
+from seqbench.harness.common.scaling import LogLogFit, fit_loglog
 from seqbench.harness.report import fmt
 from seqbench.harness.report.claims import (
     CONTRADICTED,

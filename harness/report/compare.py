@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.errors import UserError
-from seqbench.harness.profile.frame import point_row
+from seqbench.harness.common.profile_frame import point_row
 from seqbench.harness.records import canonical_json
 from seqbench.harness.report.data import is_point, load_folder, spec_label
 from seqbench.harness.store import flatten

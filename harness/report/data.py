@@ -18,8 +18,7 @@ from typing import Any
 import pandas as pd
 
 from seqbench.errors import UserError
-from seqbench.harness.profile.frame import POINT_METRICS, point_row
-from seqbench.harness.profile.points import LENGTH_FIELD
+from seqbench.harness.common.profile_frame import LENGTH_FIELD, POINT_METRICS, point_row
 from seqbench.harness.records import Scan, canonical_json, runs_dir, scan_records
 from seqbench.harness.store import (
     latest_definitions,
@@ -176,9 +175,9 @@ def is_point(record: dict[str, Any]) -> bool:
 
 
 def profile_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per profile point: the profiler's own columns (`seqbench.harness.profile.frame`) plus
-    what the report adds (model family, heads, experts, FLOPs per step, decode tokens/s, a
-    series label)."""
+    """One row per profile point: the profiler's own columns
+    (`seqbench.harness.common.profile_frame`) plus what the report adds (model family, heads,
+    experts, FLOPs per step, decode tokens/s, a series label)."""
     rows = []
     for record in records:
         if not is_point(record):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from seqbench.architectures.param_match import REFERENCE
 from seqbench.harness.report import fmt
 from seqbench.harness.report.data import ReportData
 from seqbench.harness.report.document import Paragraph, Section, Table
@@ -67,6 +68,33 @@ def varying_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in keys if frame[c].astype(str).nunique() > 1]
 
 
+BUDGET_TOLERANCE = 0.05  # presets are matched to mha within ±5% (architectures/param_match.py)
+
+
+def reference_budget(best: pd.DataFrame) -> dict[tuple[int, int], int]:
+    """Active parameters of the reference architecture at each (width, depth) in this table."""
+    ref = best[best["arch"] == REFERENCE].dropna(subset=["params_active"])
+    return {
+        (int(r.d_model), int(r.n_layers)): int(r.params_active)
+        for r in ref.drop_duplicates(["d_model", "n_layers"]).itertuples()
+    }
+
+
+def budget_flag(group: pd.DataFrame, budget: dict[tuple[int, int], int]) -> str:
+    """ " ⚠ +13% vs mha" when a row's active parameters are off the reference's by more than
+    the tolerance at the same width (depths differ for hybrids; the width decides)."""
+    first = group.iloc[0]
+    if pd.isna(first["params_active"]) or first["arch"] == REFERENCE:
+        return ""
+    refs = [v for (d, _), v in budget.items() if d == first["d_model"]]
+    if not refs:
+        return ""
+    ratio = float(first["params_active"]) / refs[0]
+    if abs(ratio - 1) <= BUDGET_TOLERANCE:
+        return ""
+    return f" ⚠ {ratio - 1:+.0%} vs {REFERENCE}"
+
+
 def code_versions(group: pd.DataFrame) -> str:
     """Which seqbench version and commit produced a row's runs ("0.1.0@1a2b3c4", joined by
     " + " when its seeds come from several)."""
@@ -83,6 +111,7 @@ def task_table(best: pd.DataFrame, tried: pd.DataFrame) -> Table:
     extra = varying_columns(best)
     keys = ["arch", *extra]
     longer = best["longest_len"].fillna(best["seq_len"]) > best["seq_len"]
+    budget = reference_budget(best)
     rows = []
     for key, group in best.groupby(keys, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
@@ -106,7 +135,7 @@ def task_table(best: pd.DataFrame, tried: pd.DataFrame) -> Table:
             at_longest = mean_ci(ok["test_accuracy_longest"]).format() if len(ok) else "–"
             row["acc at longest test length"] = f"{at_longest} @ {fmt.num(longest)}"
         row["params"] = fmt.num(group["params_total"].iloc[0])
-        row["active"] = fmt.num(group["params_active"].iloc[0])
+        row["active"] = fmt.num(group["params_active"].iloc[0]) + budget_flag(group, budget)
         row["code"] = code_versions(group)
         rows.append(row)
     rows.sort(key=lambda r: r["_sort"])

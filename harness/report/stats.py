@@ -1,6 +1,6 @@
 """Means over seeds with Student-t intervals, the one statistic every report number carries.
 
-The t quantile and the log-log slope fit live in `seqbench.harness.profile.scaling` (the profiler
+The t quantile and the log-log slope fit live in `seqbench.harness.common.scaling` (the profiler
 needs them too); this module adds the interval over seeds and its formatting, including what
 happens with a single seed: no interval is invented, the value is marked "n=1".
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqbench.harness.profile.scaling import (
+from seqbench.harness.common.scaling import (
     CONFIDENCE,
     LogLogFit,
     fit_loglog,

@@ -1,5 +1,8 @@
 """Profile records as pandas DataFrames (one row per point, one row per fitted exponent).
 
+Neutral ground (`seqbench.harness.common`): the profiler prints these as its summary and the
+report reads them, and neither imports the other.
+
 The report reads these instead of walking the JSON itself; the CLI prints them as its summary.
 """
 
@@ -10,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from seqbench.harness.profile.fits import metric
-from seqbench.harness.profile.points import LENGTH_FIELD
+# The length a point of each mode is measured at (its x in the scaling fits).
+LENGTH_FIELD = {"train": "seq_len", "decode": "context", "counted": "seq_len"}
 
 POINT_METRICS = {
     "step_s": "step_s",
@@ -28,6 +31,16 @@ POINT_METRICS = {
     "params_total": "parameters.total",
     "params_active": "parameters.active",
 }
+
+
+def metric(metrics: dict[str, Any], path: str) -> float | None:
+    """A dotted path into a record's metrics ("memory_bytes.cpu_rss_delta"), numbers only."""
+    value: Any = metrics
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def extra_overrides(spec: dict[str, Any]) -> str:
