@@ -88,7 +88,7 @@ BOUNDS: dict[str, Bound] = {
     # `seqbench profile` and `seqbench check-arch`
     "batch": Bound(1, 65536, what="profile batch size"),
     "context": Bound(1, MAX_LEN * 16, what="decode context (tokens)"),
-    "counted_len": Bound(1, 2**30, what="length counted on the meta device"),
+    "counted_len": Bound(1, 2**40, what="length counted on the meta device (nothing allocated)"),
     "repeats": Bound(1, 1000, what="timed training steps per point"),
     "decode_steps": Bound(1, 10**5, what="timed decode steps per context"),
     "budget_s": Bound(1, 7 * 86400, integer=False, what="seconds per profile point"),

@@ -248,7 +248,7 @@ class PointSpec(Loose):
     mode: Literal["train", "decode", "counted"]
     arch: Name
     overrides: dict[str, Any] = {}
-    seq_len: _bounded_int("seq_len") | None = None
+    seq_len: Annotated[int, Field(ge=1, le=MAX_INT)] | None = None  # bound: by mode, below
     context: _bounded_int("context") | None = None
     batch: _bounded_int("batch")
     d_model: _bounded_int("d_model")
@@ -266,6 +266,9 @@ class PointSpec(Loose):
         field = "context" if self.mode == "decode" else "seq_len"
         if getattr(self, field) is None:
             raise ValueError(f"a {self.mode} point needs {field}")
+        bound = BOUNDS["counted_len" if self.mode == "counted" else "seq_len"]
+        if self.seq_len is not None and not bound.contains(self.seq_len):
+            raise ValueError(f"seq_len of a {self.mode} point must be in {bound.describe()}")
         return self
 
 
