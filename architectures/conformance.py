@@ -34,6 +34,7 @@ class GateConfig:
     seed: int = 0
     atol: float = 1e-4  # step vs forward, relative to the output scale
     causal_atol: float = 1e-5  # leakage from the future, relative to the output scale
+    device: str = "cpu"  # where modules and probes live ("cuda": the gate on a GPU)
 
 
 @dataclass
@@ -108,13 +109,14 @@ def _scale(y: Tensor) -> float:
 
 
 def _probe(cfg: GateConfig, length: int | None = None, batch: int | None = None) -> Tensor:
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
-    return torch.randn(batch or cfg.batch, length or cfg.seq_len, cfg.d_model, generator=gen)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)  # drawn on the CPU: equal on any device
+    x = torch.randn(batch or cfg.batch, length or cfg.seq_len, cfg.d_model, generator=gen)
+    return x.to(cfg.device)
 
 
-def _seeded(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
+def _seeded(factory: Callable[[], nn.Module], seed: int, device: str = "cpu") -> nn.Module:
     torch.manual_seed(seed)
-    return factory()
+    return factory().to(device)
 
 
 # -- the individual checks ------------------------------------------------------------------------
@@ -149,7 +151,7 @@ def _causality_leak(module: nn.Module, x: Tensor, atol: float) -> str | None:
     L = x.shape[1]
     for t in sorted({0, L // 3, L // 2, L - 2}):
         x2 = x.clone()
-        x2[:, t + 1 :] = torch.randn(x2[:, t + 1 :].shape, generator=gen)
+        x2[:, t + 1 :] = torch.randn(x2[:, t + 1 :].shape, generator=gen).to(x.device)
         y2 = module(x2)
         leak = float((y2[:, : t + 1] - y[:, : t + 1]).abs().max())
         if leak > atol * _scale(y):
@@ -160,7 +162,7 @@ def _causality_leak(module: nn.Module, x: Tensor, atol: float) -> str | None:
 def check_gradients(module: nn.Module, x: Tensor) -> str | None:
     module.zero_grad(set_to_none=True)
     y = module(x.clone().requires_grad_(True))
-    weights = torch.randn(y.shape, generator=torch.Generator().manual_seed(7))
+    weights = torch.randn(y.shape, generator=torch.Generator().manual_seed(7)).to(y.device)
     (y * weights).sum().backward()
     missing = [n for n, p in module.named_parameters() if p.requires_grad and p.grad is None]
     if missing:
@@ -181,7 +183,7 @@ def check_gradients(module: nn.Module, x: Tensor) -> str | None:
 
 
 def check_determinism(factory: Callable[[], nn.Module], x: Tensor, seed: int) -> str | None:
-    a, b = _seeded(factory, seed), _seeded(factory, seed)
+    a, b = _seeded(factory, seed, x.device.type), _seeded(factory, seed, x.device.type)
     for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         if not torch.equal(pa, pb):
             return f"parameter {name} differs between two builds under the same seed"
@@ -233,7 +235,7 @@ def check_sequence_mixer(
     holder: dict[str, nn.Module] = {}
 
     def build() -> str | None:
-        holder["m"] = _seeded(factory, cfg.seed)
+        holder["m"] = _seeded(factory, cfg.seed, cfg.device)
         missing = [
             m
             for m in ("forward", "init_state", "step")
@@ -289,7 +291,7 @@ def check_channel_mixer(
     holder: dict[str, nn.Module] = {}
 
     def build() -> str | None:
-        holder["m"] = _seeded(factory, cfg.seed)
+        holder["m"] = _seeded(factory, cfg.seed, cfg.device)
         return None
 
     if not checker.run("contract", build):
@@ -344,7 +346,7 @@ def check_preset(preset: Preset, cfg: GateConfig | None = None) -> ConformanceRe
 
 def _check_model(config: Any, cfg: GateConfig, report: ConformanceReport) -> None:
     """Model-level decode equals forward; state bytes and parameters are the whole model's."""
-    model = _seeded(lambda: LanguageModel(config), cfg.seed).eval()
+    model = _seeded(lambda: LanguageModel(config), cfg.seed, cfg.device).eval()
     report.parameters = model.parameter_counts()["total"]
     report.state_bytes = {}
     checker = Checker(report, "model: ")
@@ -353,18 +355,18 @@ def _check_model(config: Any, cfg: GateConfig, report: ConformanceReport) -> Non
         config.vocab_size,
         (cfg.batch, cfg.seq_len),
         generator=torch.Generator().manual_seed(cfg.seed),
-    )
+    ).to(cfg.device)
 
     def decode() -> str | None:
         with torch.no_grad():
             logits = model(tokens)
-            state = model.init_state(cfg.batch, device="cpu", dtype=torch.float32)
+            state = model.init_state(cfg.batch, device=cfg.device, dtype=torch.float32)
             err = 0.0
             for t in range(cfg.seq_len):
                 step_logits, state = model.step(tokens[:, t], state)
                 err = max(err, float((step_logits - logits[:, t]).abs().max()))
             for n in STATE_PROBE_TOKENS:
-                _, state = model.prefill(torch.zeros(1, n, dtype=torch.long))
+                _, state = model.prefill(torch.zeros(1, n, dtype=torch.long, device=cfg.device))
                 report.state_bytes[n] = state_bytes(state)
         report.max_step_error = max(report.max_step_error or 0.0, err)
         limit = cfg.atol * _scale(logits)

@@ -150,6 +150,18 @@ def attention_preset(name: str, n_kv_heads: int, what: str) -> None:
 attention_preset("mha", 8, "multi-head attention")
 attention_preset("gqa", 2, "grouped-query attention")
 attention_preset("mqa", 1, "multi-query attention")
+
+# Sliding-window attention: Based (Arora et al. 2024) pairs its linear attention with windows of
+# 64 tokens; the same window here, so `swa` is Based's local half on its own. Same parameters as
+# mha at every width (the window changes what is attended, not the weights).
+SWA_WINDOW = 64
+register_preset(
+    "swa",
+    "attention",
+    f"sliding-window attention: mha whose queries see the last {SWA_WINDOW} tokens",
+    layer_pattern=("attention",),
+    mixer_kwargs={"attention": {"n_heads": 8, "n_kv_heads": 8, "window": SWA_WINDOW}},
+)
 register_preset(
     "mha-moe",
     "moe",
@@ -202,4 +214,72 @@ register_preset(
     mixer_kwargs={"mamba": {"expand": 3.0}, "attention": {"n_heads": 8, "n_kv_heads": 8}},
     ffn="none",
     match=("mamba.expand",),
+)
+
+# -- long convolutions (issue 13) ----------------------------------------------------------------
+# Hyena replaces attention inside an ordinary Transformer block, MLP kept (Poli et al. 2023). Its
+# projections are attention's 4 d_model^2; the implicit filter's MLP width is derived from
+# d_model (d_model // 8), which keeps it within 5% of mha at d_model 64 and 128.
+register_preset(
+    "hyena",
+    "convolution",
+    "Hyena order 2: implicit long convolution (positional MLP filter, FFT) with gating, SwiGLU",
+    layer_pattern=("hyena",),
+)
+
+# -- the linear-attention family (issue 13) -------------------------------------------------------
+# Every paper here keeps the Transformer++ block (mixer + SwiGLU), so the presets keep the SwiGLU
+# and size the mixer to attention's 4 d_model² projections: widths are fractions of d_model, so
+# the match holds at every width (tests/test_linear_presets.py checks d_model 64 and 128).
+# RetNet and Gated DeltaNet are 8 d_model² at their papers' widths (values 2 d_model, keys
+# d_model); their presets use keys d_model/2 and values d_model, GLA's own default widths.
+HALF_KEYS = {"expand_k": 0.5, "expand_v": 1}
+register_preset(
+    "linear_attention",
+    "linear-attention",
+    "linear attention (Katharopoulos 2020): elu+1 features, normalised, 4 heads, SwiGLU",
+    layer_pattern=("linear_attention",),
+    mixer_kwargs={"linear_attention": {"feature_map": "elu1", "normalize": True}},
+)
+register_preset(
+    "retnet",
+    "linear-attention",
+    "RetNet retention: fixed per-head decays 1 - 2^(-5-h), RoPE, keys d/2, values d, SwiGLU",
+    layer_pattern=("retnet",),
+    mixer_kwargs={"retnet": dict(HALF_KEYS)},
+)
+register_preset(
+    "gla",
+    "linear-attention",
+    "Gated Linear Attention: data-dependent per-key decay (rank-16 gate, tau 16), SwiGLU",
+    layer_pattern=("gla",),
+    mixer_kwargs={"gla": dict(HALF_KEYS)},
+)
+register_preset(
+    "deltanet",
+    "linear-attention",
+    "DeltaNet: delta rule, L2-normed q/k, beta = sigmoid, short convs, SwiGLU",
+    layer_pattern=("deltanet",),
+)
+register_preset(
+    "gated_deltanet",
+    "linear-attention",
+    "Gated DeltaNet: delta rule with Mamba-2-style decay, keys d/2, values d, SwiGLU",
+    layer_pattern=("gated_deltanet",),
+    mixer_kwargs={"gated_deltanet": dict(HALF_KEYS)},
+)
+
+# Based (Arora et al. 2024): linear attention with the 2nd-order Taylor feature map for global,
+# approximate recall, alternating with exact sliding-window attention over the last 64 tokens.
+register_preset(
+    "based",
+    "linear-attention",
+    "Based: taylor2 linear attention (feature dim solved to match mha, 16 at d_model 64) "
+    "alternating with 64-token window attention, SwiGLU",
+    layer_pattern=("linear_attention", "attention"),
+    mixer_kwargs={
+        "linear_attention": {"feature_map": "taylor2", "feature_dim": 16},
+        "attention": {"n_heads": 8, "n_kv_heads": 8, "window": SWA_WINDOW},
+    },
+    match=("linear_attention.feature_dim",),
 )

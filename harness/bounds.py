@@ -80,6 +80,8 @@ BOUNDS: dict[str, Bound] = {
     "eval_every": Bound(1, 10**7, what="steps between validation checks"),
     "val_examples": Bound(1, 10**6, what="validation sequences"),
     "test_examples": Bound(1, 10**6, what="test sequences per length"),
+    "long_test_examples": Bound(1, 10**6, what="test sequences at each eval length"),
+    "attention_eval_cap": Bound(1, MAX_LEN * 16, what="longest attention test length"),
     "seed": Bound(0, MAX_SEED, what="seed (run, sample and profile alike)"),
     # `seqbench run`
     "workers": Bound(1, 1024, what="processes (local) or jobs at once (slurm)"),
@@ -102,7 +104,7 @@ BOUNDS: dict[str, Bound] = {
 SPEC_FIELDS = (
     "seq_len", "eval_lengths", "d_model", "n_layers", "steps", "batch_size", "lr", "warmup",
     "weight_decay", "grad_clip", "beta1", "beta2", "eps", "momentum", "eval_every",
-    "val_examples", "test_examples", "seed",
+    "val_examples", "test_examples", "long_test_examples", "attention_eval_cap", "seed",
 )  # fmt: skip
 
 

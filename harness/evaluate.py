@@ -34,10 +34,14 @@ class Tally:
             setattr(self, key, getattr(self, key) + value)
 
     def scores(self) -> dict[str, float | None]:
+        """Rates plus the counts behind them (`scored` positions, `sequences`), which the
+        report's intervals need: an accuracy over 64 tokens is less certain than over 8192."""
         return {
             "accuracy": self.correct / self.tokens if self.tokens else None,
             "exact_match": self.exact / self.sequences if self.sequences else None,
             "loss": self.loss_sum / self.tokens if self.tokens else None,
+            "scored": self.tokens,
+            "sequences": self.sequences,
         }
 
 

@@ -14,9 +14,11 @@ from typing import Any
 import torch
 
 from seqbench.architectures import LanguageModel
-from seqbench.harness.common.outcome import exception_outcome
+from seqbench.architectures.contract import state_bytes
+from seqbench.harness.common.outcome import exception_outcome, is_oom_error, one_line
 from seqbench.harness.evaluate import evaluate
 from seqbench.harness.prepare import Prepared, prepare
+from seqbench.harness.protocol import protocol_metrics
 from seqbench.harness.records import make_record
 from seqbench.harness.spec import RunSpec
 from seqbench.harness.train import TrainResult, train
@@ -88,7 +90,8 @@ def training_metrics(result: TrainResult) -> dict[str, Any]:
         "stopped_early": result.stopped_early,
         "train_loss": result.train_loss,
         "val": result.val,
-        "val_curve": result.val_curve,
+        "val_curve": result.val_curve,  # learning curve: step, tokens, validation scores
+        **protocol_metrics(result.val_curve),
     }
 
 
@@ -97,21 +100,65 @@ def test_all_lengths(
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Test-split scores keyed by length (as a string, JSON keys); MoE stats at train length.
 
-    Chunks hold about as many tokens as a training batch, so long lengths fit in memory.
+    Each length is one full-sequence forward per chunk of sequences: the mixers' parallel
+    (prefill) path, never token-by-token decoding, so recurrent models reach 2^14+ tokens in
+    seconds. Chunks hold about as many tokens as a training batch (one sequence at least), so
+    memory stays near training's. A model whose decode state grows with the context
+    (attention's KV cache) is not run beyond `attention_eval_cap` tokens, and a length that
+    runs out of memory is recorded `oom`: either way that length says so and the rest go on.
     """
     spec = prepared.spec
     scores: dict[str, Any] = {}
     moe = None
+    grows: bool | None = None
     for length in spec.test_lengths():
+        cap = spec.attention_eval_cap
+        if length > spec.seq_len and cap is not None and length > cap:
+            grows = state_grows(model, spec.device) if grows is None else grows
+            if grows:
+                scores[str(length)] = over_cap(length, cap)
+                continue
         task = prepared.task_at(length)
-        batch = task.split_batch(spec.test_examples, spec.seed, "test")
+        n = spec.test_examples if length == spec.seq_len else spec.long_test_examples
+        batch = task.split_batch(n or spec.test_examples, spec.seed, "test")
         chunk = max(1, spec.batch_size * spec.seq_len // length)
-        scores[str(length)] = evaluate(
-            model, batch, batch_size=chunk, device=spec.device, dtype=spec.dtype
-        )
+        try:
+            scores[str(length)] = evaluate(
+                model, batch, batch_size=chunk, device=spec.device, dtype=spec.dtype
+            )
+        except Exception as exc:
+            if length == spec.seq_len or not is_oom_error(exc):
+                raise
+            scores[str(length)] = {"status": "oom", "reason": one_line(exc)}
+            if spec.device.startswith("cuda"):
+                torch.cuda.empty_cache()
         if length == spec.seq_len:
             moe = model.aux_stats() or None  # of the last test chunk at the training length
     return scores, moe
+
+
+def over_cap(length: int, cap: int) -> dict[str, Any]:
+    """The score entry of a length not run because the KV cache would exceed the cap."""
+    return {
+        "status": "oom",
+        "reason": f"{length} tokens is over attention_eval_cap={cap} for a model whose "
+        "decode state grows with the context",
+    }
+
+
+@torch.no_grad()
+def state_grows(model: LanguageModel, device: str) -> bool:
+    """True when the model's decode state after 4 tokens holds more bytes than after 2
+    (a KV cache), False for fixed-size states (SSMs, LRU)."""
+    was_training = model.training
+    model.eval()
+    try:
+        tokens = torch.zeros(1, 4, dtype=torch.long, device=device)
+        _, short = model.prefill(tokens[:, :2])
+        _, long = model.prefill(tokens)
+    finally:
+        model.train(was_training)
+    return state_bytes(long) > state_bytes(short)
 
 
 def kernel_paths(model: LanguageModel) -> dict[str, str]:

@@ -180,6 +180,8 @@ class RunSpecModel(Loose):
     eval_every: _bounded_int("eval_every") | None = None
     val_examples: _bounded_int("val_examples") | None = None
     test_examples: _bounded_int("test_examples") | None = None
+    long_test_examples: _bounded_int("long_test_examples") | None = None
+    attention_eval_cap: _bounded_int("attention_eval_cap") | None = None
     device: Name | None = None
     dtype: Name | None = None
 

@@ -59,10 +59,14 @@ class RunSpec:
     eps: float = 1e-8  # AdamW's denominator guard
     momentum: float = 0.9  # SGD's momentum (unused by AdamW, but part of the identity)
     grad_clip: float = 1.0  # max global gradient norm (0 disables)
-    early_stop: bool = True  # stop once validation accuracy reaches 100%
+    early_stop: bool = True  # stop once solved: validation accuracy >= 0.99 (harness.protocol)
     eval_every: int = 100  # steps between validation checks
     val_examples: int = 256
     test_examples: int = 512
+    long_test_examples: int | None = None  # test sequences at the eval_lengths; None: as test
+    # Longest test length for a model whose decode state grows with the context (attention's
+    # KV cache); longer ones are recorded `oom` without running. None: no cap.
+    attention_eval_cap: int | None = 4096
     seed: int = 0
     device: str = "auto"
     dtype: str = "auto"
@@ -160,11 +164,13 @@ _INT_FIELDS = {
     "eval_every",
     "val_examples",
     "test_examples",
+    "long_test_examples",
+    "attention_eval_cap",
     "seed",
 }
 _FLOAT_FIELDS = {"lr", "weight_decay", "grad_clip", "beta1", "beta2", "eps", "momentum"}
 _STR_FIELDS = {"arch", "task", "optimizer", "schedule", "device", "dtype"}
-_NULLABLE = {"d_model", "n_layers", "warmup"}
+_NULLABLE = {"d_model", "n_layers", "warmup", "long_test_examples", "attention_eval_cap"}
 
 
 def _coerce(key: str, value: Any, where: str) -> Any:

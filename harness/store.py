@@ -119,7 +119,8 @@ def _metrics_columns(metrics: dict[str, Any], seq_len: int | None) -> dict[str, 
     cols.update({f"test_{s}": at_train.get(s) for s in SCORES})
     for length in sorted(test, key=int):
         cols.update({f"test_{s}@{length}": test[length].get(s) for s in SCORES})
-    cols["longest_len"] = max(map(int, test)) if test else None
+    measured = [int(k) for k, v in test.items() if (v or {}).get("accuracy") is not None]
+    cols["longest_len"] = max(measured) if measured else None  # lengths run out of memory: no
     longest = test.get(str(cols["longest_len"])) or {}
     cols["test_accuracy_longest"] = longest.get("accuracy")
     cols.update(_moe_columns(metrics.get("moe")))

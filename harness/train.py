@@ -4,7 +4,9 @@ Every step draws a fresh batch from the task's train stream (seeded by run seed 
 two runs of one spec see the same data). The loss is cross-entropy at the scored positions
 only (the head never runs elsewhere) plus the model's auxiliary loss (MoE balance, already
 weighted). Validation runs every `eval_every` steps on a fixed validation draw; the run stops
-early once it reaches 100% token accuracy. A non-finite loss stops the run as diverged
+early once it is solved (validation token accuracy >= 0.99, `seqbench.harness.protocol`;
+`early_stop = false` trains the whole budget). Each check is a point of the learning curve:
+step, training tokens so far, and the validation scores. A non-finite loss stops the run as diverged
 (before the optimiser can write NaNs into the weights).
 """
 
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbench.harness.evaluate import autocast, evaluate
+from seqbench.harness.protocol import is_solved
 from seqbench.harness.spec import RunSpec
 from seqbench.tasks import Task
 
@@ -122,12 +125,13 @@ def train(model: nn.Module, task: Task, spec: RunSpec) -> TrainResult:
 
 
 def _validate(model: nn.Module, val_batch: Any, spec: RunSpec, result: TrainResult) -> bool:
-    """Score the validation draw, log it on the curve; True at 100% token accuracy."""
+    """Score the validation draw, log it on the curve; True once solved (protocol.SOLVED)."""
     start = time.perf_counter()
     scores = evaluate(
         model, val_batch, batch_size=spec.batch_size, device=spec.device, dtype=spec.dtype
     )
     result.val_s += time.perf_counter() - start
     result.val = scores
-    result.val_curve.append({"step": result.steps_run, **scores})
-    return scores["accuracy"] is not None and scores["accuracy"] >= 1.0
+    point = {"step": result.steps_run, "tokens": result.train_tokens, **scores}
+    result.val_curve.append(point)
+    return is_solved(scores["accuracy"])

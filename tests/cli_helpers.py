@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-c", "from seqbench.harness.cli import main; main()"]
 
 
 @dataclass
@@ -23,16 +24,33 @@ def run_cli(
 ) -> Result:
     """`seqbench ARGS` as a fresh process, the way a user runs it (exit code and streams);
     `env`: extra environment variables."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     proc = subprocess.run(
-        [sys.executable, "-c", "from seqbench.harness.cli import main; main()", *args],
+        [*CLI, *args],
         cwd=cwd or REPO,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
+        env=cli_env(env),
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def spawn_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`seqbench ARGS` started in the background (to interrupt it, or to run beside a test);
+    its streams are pipes, read with `communicate()`."""
+    return subprocess.Popen(
+        [*CLI, *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(env),
+    )
+
+
+def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment, this checkout first on the path, plus `env`."""
+    return {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
 
 
 def assert_one_line_error(result: Result, fragment: str) -> None:

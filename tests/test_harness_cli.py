@@ -127,7 +127,10 @@ def test_list_suites_and_dry_run(cli) -> None:
     assert rows["quick"]["runs"] >= 24
     dry = run_cli("run", "--suite", "quick", "--dry-run")
     assert dry.code == 0, dry.stderr
-    assert len(dry.stdout.splitlines()) == rows["quick"]["runs"]
+    lines = dry.stdout.splitlines()
+    assert len(lines) == rows["quick"]["runs"] + 2  # the runs, a blank line, the projection
+    assert lines[-1].startswith(f"quick: {rows['quick']['runs']} runs (")
+    assert "projected at most" in lines[-1] and "min with 1 worker(s)" in lines[-1]
 
 
 def test_sigkill_mid_sweep_then_restart_records_every_run_once(tmp_path: Path) -> None:

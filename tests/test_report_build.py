@@ -12,7 +12,7 @@ import pytest
 
 from seqbench.harness.records import iter_records
 from seqbench.harness.report.build import build_report
-from seqbench.harness.report.stats import mean_ci
+from seqbench.harness.report.intervals import accuracy_ci
 from tests.chromium import find_chromium, load_page
 from tests.report_fixtures import profile_record, profile_sweep, quick_runs, run_record, write_runs
 
@@ -65,7 +65,7 @@ def test_artefacts_and_tables(full):
     runs = [r for r in iter_records(full) if r["kind"] == "run"]
     assert len(rows) == len(runs)
     assert {r["run_id"] for r in rows} == {r["run_id"] for r in runs}
-    setup = (full / "report.md").read_text().split("## Leaderboard")[0]
+    setup = (full / "report.md").read_text().split("## Setup")[1]  # last: results lead
     assert "profile points (plus 1 scaling fits the profiler derived from them)" in setup
     assert "| profile fit | 1 | 0 | 0 | 0 | 1 |" in setup
     points = [r for r in iter_records(full) if r["kind"] == "profile"]
@@ -85,7 +85,8 @@ def test_figures_are_not_blank(full):
 
 
 def test_leaderboard_numbers_come_from_the_records(full):
-    """mha on mqar at L=64, d=64: the row shows mean ± t-interval over the picked lr's seeds."""
+    """mha on mqar at L=64, d=64: the row shows the mean and accuracy interval over the picked
+    lr's seeds."""
     chosen = [
         r["metrics"]["test"]["64"]["accuracy"]
         for r in iter_records(full)
@@ -101,7 +102,8 @@ def test_leaderboard_numbers_come_from_the_records(full):
         == ("mha", "mqar", 64, 64, 3e-3)
     ]
     assert len(chosen) == 2
-    expected = mean_ci(chosen).format()
+    expected = accuracy_ci(chosen, [None, None], [512, 512]).format()  # 512 test sequences
+    expected = expected.replace("[", "\\[").replace("]", "\\]")  # as Markdown escapes it
     table = (full / "report.md").read_text().split("### mqar")[1].split("###")[0]
     assert "| architecture | train length | width | lr (of tried) |" in table
     assert re.search(
@@ -193,9 +195,10 @@ def test_skipped_figures_and_single_seeds_say_why(tmp_path):
     assert "**Training time vs length** — not drawn: no profile records" in markdown
     assert re.search(r"\| lru \| 0\.003 \(of 2\) \| 1/2 \| [0-9.]+ \| [0-9.]+ \(n=1\) \|", markdown)
     assert "| mamba | 0.01 (of 1) | 0/1 | – | – | – |" in markdown
-    assert markdown.count("| not measured |") == 9  # no profile, no MoE, no GQA
+    claims = markdown.split("## Claims")[1]
+    assert claims.count("| not measured |") == 9  # no profile, no MoE, no GQA
     assert "needs decode-state records of an MHA and a GQA/MQA model" in markdown
-    assert pngs(tmp_path) == []
+    assert [p.name for p in pngs(tmp_path)] == ["learning_curves.png", "summary_heatmap.png"]
 
 
 def test_profile_only_folder(tmp_path):

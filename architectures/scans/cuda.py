@@ -25,7 +25,42 @@ def _import(module: str, name: str) -> Callable[..., Any] | None:
         mod = __import__(module, fromlist=[name])
         return getattr(mod, name)
     except Exception:  # ImportError, or a CUDA extension that fails to load
+        pass
+    if module.startswith(TRITON_PREFIX):
+        return _import_triton_only(module, name)
+    return None
+
+
+# mamba-ssm's Triton kernels (the Mamba-2 chunk scan) are plain Python, but the package's
+# __init__ imports its compiled selective-scan extension. When that extension is missing (an
+# install with MAMBA_SKIP_CUDA_BUILD=TRUE, which needs no nvcc: docs/gpu.md), the Triton
+# modules are loaded under a bare `mamba_ssm` package that skips that __init__.
+TRITON_PREFIX = "mamba_ssm.ops.triton."
+
+
+def _import_triton_only(module: str, name: str) -> Callable[..., Any] | None:
+    import importlib
+    import importlib.util
+    import sys
+    import types
+
+    try:
+        if "mamba_ssm" not in sys.modules:
+            spec = importlib.util.find_spec("mamba_ssm")  # locates it; runs nothing
+            if spec is None or not spec.submodule_search_locations:
+                return None
+            package = types.ModuleType("mamba_ssm")
+            package.__path__ = list(spec.submodule_search_locations)
+            package.__spec__ = spec
+            sys.modules["mamba_ssm"] = package
+        return getattr(importlib.import_module(module), name)
+    except Exception:
         return None
+
+
+def compiled_extension_available() -> bool:
+    """Whether mamba-ssm's compiled selective scan (CUDA) imports here."""
+    return _import("mamba_ssm.ops.selective_scan_interface", "selective_scan_fn") is not None
 
 
 def _on_cuda(*tensors: Tensor) -> bool:

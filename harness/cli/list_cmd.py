@@ -1,4 +1,4 @@
-"""`seqbench list [architectures|tasks|suites]`."""
+"""`seqbench list [architectures|tasks|suites|findings]`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import click
 
 from seqbench.harness.cli.format import table
 
-KINDS = ("architectures", "tasks", "suites")
+KINDS = ("architectures", "tasks", "suites", "findings")
 
 
 def architecture_rows() -> list[dict[str, object]]:
@@ -75,8 +75,14 @@ def print_tasks(rows: list[dict[str, object]]) -> None:
 @click.argument("kind", type=click.Choice(KINDS), default="architectures")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list instead of a table.")
 def command(kind: str, as_json: bool) -> None:
-    """List architectures (presets), tasks or suites."""
-    if kind == "suites":
+    """List architectures (presets), tasks, suites or published findings."""
+    if kind == "findings":
+        from seqbench.harness.findings import finding_rows
+
+        rows = finding_rows()
+        if not as_json:
+            rows = [{k: v for k, v in r.items() if k != "statement"} for r in rows]
+    elif kind == "suites":
         from seqbench.harness.suites import suite_rows
 
         rows = suite_rows()
@@ -90,6 +96,9 @@ def command(kind: str, as_json: bool) -> None:
         return
     headers = list(rows[0]) if rows else []
     click.echo(table(headers, [list(r.values()) for r in rows]))
+    if kind == "findings":
+        click.echo("\nstatements, grids and rules: docs/findings.md; verdicts: seqbench report DIR")
+        return
     if kind == "suites":
         click.echo("\nrun one with: seqbench run --suite NAME (or your own: --config FILE.toml)")
         return

@@ -138,7 +138,11 @@ def knob_help_rows() -> list[tuple[str, str]]:
     help="Ray cluster to use with --launcher ray [RAY_ADDRESS, else a local Ray instance].",
 )
 @click.option("--force", is_flag=True, help="Rerun runs already recorded ok.")
-@click.option("--dry-run", is_flag=True, help="List the runs without training.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="List the runs, their number and a projected time (from timed steps); train nothing.",
+)
 @click.pass_context
 def command(ctx: click.Context, **opts: Any) -> None:
     """Train and evaluate a suite or an ad-hoc grid; one JSON record per run in OUT/runs/."""
@@ -152,8 +156,12 @@ def command(ctx: click.Context, **opts: Any) -> None:
     # its device decides run ids
     launcher = make_launcher(opts["launcher"], opts["workers"], opts["address"])
     if opts["dry_run"]:
-        for prepared in plan(specs, launcher.device):
+        from seqbench.harness.projection import project
+
+        plans = plan(specs, launcher.device)
+        for prepared in plans:
             click.echo(f"{prepared.run_id}  {prepared.spec.label()}")
+        click.echo(f"\n{name}: " + project(plans).line(opts["workers"] or 1))
         return
     result = run_sweep(specs, out, launcher=launcher, force=opts["force"])
     print_summary(out, result.run_ids, result.skipped)

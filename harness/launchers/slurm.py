@@ -36,7 +36,13 @@ from seqbench.harness.common.outcome import one_line
 from seqbench.harness.launchers.base import Job, Launcher, OnStart, failed_record
 
 CLUSTERS = ("slurm", "local", "debug")
-POLL_S = {"slurm": 5.0, "local": 0.2, "debug": 0.0}  # debug runs a job when it is collected
+# Seconds between looks at the jobs. Cheap: a finished job is seen by its result file, and
+# submitit itself rate-limits its sacct calls. debug runs a job when it is collected.
+POLL_S = {"slurm": 1.0, "local": 0.2, "debug": 0.0}
+# What submitit's job raises when Slurm warns it of its time limit (USR2) and the function is
+# not checkpointable: the run is over, recorded as a TIMEOUT. It is raised inside the running
+# function, so it usually comes back as the reason of the run's own failed record.
+SUBMITIT_TIMED_OUT = "Job not requeued because: timed-out"
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,7 @@ class SlurmLauncher(Launcher):
         params |= {k: v for k, v in optional.items() if v is not None}
         if s.partition:
             params["slurm_partition"] = s.partition
+        params["slurm_signal_delay_s"] = signal_delay_s(s.time_min)
         params["slurm_array_parallelism"] = self.workers or n_jobs
         executor.update_parameters(**params)
         return executor
@@ -200,14 +207,28 @@ class SlurmLauncher(Launcher):
         try:
             error = sjob.exception()  # for debug: runs the job here (result() would open pdb)
             if error is None:
-                return sjob.result()
+                record = sjob.result()
+                if SUBMITIT_TIMED_OUT in str(record.get("reason")):  # raised inside the run
+                    record["reason"] = self._timed_out(sjob)
+                return record
         except Exception as exc:  # e.g. the result file never appeared after a node failure
             error = exc
         if isinstance(error, FailedJobError):
-            return failed_record(job, _trace_line(str(error)))
+            line = _trace_line(str(error))
+            if SUBMITIT_TIMED_OUT in line:  # the job stopped itself at Slurm's warning
+                return failed_record(job, self._timed_out(sjob))
+            return failed_record(job, line)
         if isinstance(error, UncompletedJobError):
+            if str(sjob.state).upper().startswith("TIMEOUT"):  # killed at the limit
+                return failed_record(job, self._timed_out(sjob))
             return failed_record(job, _no_result(sjob))
         return failed_record(job, one_line(error))
+
+    def _timed_out(self, sjob: Any) -> str:
+        return (
+            f"job {sjob.job_id} reached its time limit of {self.settings.time_min} min "
+            f"(TIMEOUT; SEQBENCH_SLURM_TIME); log: {sjob.paths.stderr}"
+        )
 
     def _cancel(self, sjobs: list[Any]) -> None:
         """Cancel unfinished jobs: one scancel for the array(s) on Slurm (finished tasks are
@@ -222,6 +243,13 @@ class SlurmLauncher(Launcher):
         for sjob in sjobs:
             with contextlib.suppress(Exception):
                 sjob.cancel(check=False)
+
+
+def signal_delay_s(time_min: int) -> int:
+    """Seconds before the time limit at which Slurm warns a job (USR2), ending it through
+    submitit. submitit's 90 s would end a job of a short limit before it starts; a tenth of
+    the limit, at most 90 s, leaves a run most of its time (Slurm may warn up to 30 s early)."""
+    return min(90, 6 * time_min)
 
 
 def _run_job(job: Job, threads: int | None) -> dict[str, Any]:

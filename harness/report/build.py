@@ -29,7 +29,9 @@ from seqbench.harness.lock import TEMP_SUFFIX, folder_lock, temp_prefix
 from seqbench.harness.report import html, markdown, plotting
 from seqbench.harness.report.data import ReportData, load
 from seqbench.harness.report.document import Document, Paragraph
+from seqbench.harness.report.findings_section import findings_section, summary_section
 from seqbench.harness.report.leaderboard import leaderboard_section
+from seqbench.harness.report.learning import learning_section
 from seqbench.harness.report.sections import (
     claims_section,
     efficiency_section,
@@ -127,13 +129,17 @@ def build_document(data: ReportData, fig_dir: Path) -> Document:
         "(rebuild it at any time). Quality numbers are on held-out test data; memory and time "
         "name their measuring method; counted numbers (meta device) are marked as such."
     )
+    # Results first (summary figure and findings' verdicts), setup and machine at the end.
     sections = [
-        setup_section(data),
+        summary_section(data, fig_dir),
+        findings_section(data),
         leaderboard_section(data),
+        learning_section(data, fig_dir),
         quality_section(data, fig_dir),
         efficiency_section(data, fig_dir),
         claims_section(data),
         failures_section(data),
+        setup_section(data),
     ]
     return Document(f"seqbench report: {data.folder.resolve().name}", [intro], sections)
 

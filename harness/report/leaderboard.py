@@ -14,13 +14,12 @@ from seqbench.architectures.param_match import REFERENCE
 from seqbench.harness.report import fmt
 from seqbench.harness.report.data import ReportData
 from seqbench.harness.report.document import Paragraph, Section, Table
-from seqbench.harness.report.stats import mean_ci
+from seqbench.harness.report.intervals import METHOD, accuracy_ci
 from seqbench.harness.store import group_columns
 
 N1_POLICY = (
-    "Intervals are two-sided 95% Student-t intervals over seeds (mean ± t·s/√n). A configuration "
-    "with one ok seed shows its value marked (n=1) and no interval: one seed says nothing about "
-    "the spread."
+    METHOD + " A configuration with one ok seed shows its value marked (n=1) and no interval: "
+    "one seed says nothing about the spread."
 )
 
 
@@ -60,6 +59,14 @@ def label(column: str) -> str:
     """Header of a configuration column: plain words for spec fields, knob/override names as
     they are written in suites ("knob.num_pairs", "set.attention.n_kv_heads")."""
     return COLUMN_LABELS.get(column, column)
+
+
+def rate_ci(ok: pd.DataFrame, column: str):
+    """Interval of an accuracy-like column over seeds, counting each seed's test sequences
+    (`test_examples`) as its sample size (`seqbench.harness.report.intervals`)."""
+    examples = ok["test_examples"] if "test_examples" in ok else [None] * len(ok)
+    values = [None if v is None or v != v else float(v) for v in ok[column]]
+    return accuracy_ci(values, [None] * len(values), list(examples))
 
 
 def varying_columns(frame: pd.DataFrame) -> list[str]:
@@ -119,7 +126,7 @@ def task_table(best: pd.DataFrame, tried: pd.DataFrame) -> Table:
         same = tried
         for column, value in zip(keys, key, strict=True):
             same = same[same[column].astype(str) == str(value)]
-        test = mean_ci(ok["test_accuracy"])
+        test = rate_ci(ok, "test_accuracy")
         row = {
             "_sort": -test.mean if test.n else float("inf"),
             "architecture": str(key[0]),
@@ -128,11 +135,11 @@ def task_table(best: pd.DataFrame, tried: pd.DataFrame) -> Table:
             "ok seeds": f"{len(ok)}/{len(group)}",
             "val acc": fmt.fixed(ok["val_accuracy"].mean()) if len(ok) else "–",
             "test acc": test.format(),
-            "exact match": mean_ci(ok["test_exact_match"]).format(),
+            "exact match": rate_ci(ok, "test_exact_match").format(),
         }
         if longer.any():
             longest = ok["longest_len"].max() if len(ok) else None
-            at_longest = mean_ci(ok["test_accuracy_longest"]).format() if len(ok) else "–"
+            at_longest = rate_ci(ok, "test_accuracy_longest").format() if len(ok) else "–"
             row["acc at longest test length"] = f"{at_longest} @ {fmt.num(longest)}"
         row["params"] = fmt.num(group["params_total"].iloc[0])
         row["active"] = fmt.num(group["params_active"].iloc[0]) + budget_flag(group, budget)
@@ -144,6 +151,6 @@ def task_table(best: pd.DataFrame, tried: pd.DataFrame) -> Table:
     return Table(
         headers,
         [[r[h] for h in headers] for r in rows],
-        f"{best['task'].iloc[0]}: mean ± 95% CI over seeds, best test accuracy first",
+        f"{best['task'].iloc[0]}: mean [95% interval] over seeds, best test accuracy first",
         numeric,
     )

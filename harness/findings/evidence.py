@@ -1,0 +1,134 @@
+"""The measurements a finding's rule reads: per configuration, accuracy intervals at each tested
+length, whether any seed was still improving, and how many training tokens it took to learn.
+
+Built from the report's frames (runs at the learning rate picked on validation, every seed)
+plus each record's learning curve and test counts, so that a verdict is a pure function of
+the records, like the rest of the report.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from seqbench.harness.protocol import steps_to, still_improving
+from seqbench.harness.report.intervals import AccuracyCI, accuracy_ci
+
+
+@dataclass
+class Config:
+    """Every seed of one architecture (and override set) at one setting, at its picked lr."""
+
+    arch: str
+    rows: pd.DataFrame  # the runs (any status)
+    records: dict[str, dict[str, Any]]  # run_id -> record
+    label: str = ""  # the architecture with its overrides, e.g. "mamba[mamba.d_state=4]"
+
+    @property
+    def name(self) -> str:
+        return self.label or self.arch
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        return self.rows[self.rows["status"] == "ok"]
+
+    @property
+    def n_ok(self) -> int:
+        return len(self.ok)
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.rows["seq_len"].iloc[0])
+
+    @property
+    def steps(self) -> int:
+        return int(self.rows["steps"].max())
+
+    @property
+    def batch_tokens(self) -> int:
+        return int((self.rows["batch_size"] * self.rows["seq_len"]).max())
+
+    def budget(self) -> str:
+        return f"{self.steps} steps × {self.batch_tokens} tokens"
+
+    def test(self, run_id: str, length: int) -> dict[str, Any]:
+        test = (self.records[run_id].get("metrics") or {}).get("test") or {}
+        return test.get(str(length)) or {}
+
+    def accuracy(self, length: int | None = None) -> AccuracyCI:
+        """The accuracy interval over ok seeds at `length` (default: the training length)."""
+        length = length or self.seq_len
+        tests = [self.test(r, length) for r in self.ok["run_id"]]
+        return accuracy_ci(
+            [t.get("accuracy") for t in tests],
+            [t.get("scored") for t in tests],
+            [t.get("sequences") for t in tests],
+        )
+
+    def lengths(self) -> list[int]:
+        """Every length some ok seed was tested at (measured or recorded oom)."""
+        found: set[int] = set()
+        for run_id in self.ok["run_id"]:
+            test = (self.records[run_id].get("metrics") or {}).get("test") or {}
+            found.update(int(k) for k in test)
+        return sorted(found)
+
+    def oom_at(self, length: int) -> bool:
+        return any(self.test(r, length).get("status") == "oom" for r in self.ok["run_id"])
+
+    def curves(self) -> list[list[dict[str, Any]]]:
+        return [
+            (self.records[r].get("metrics") or {}).get("val_curve") or [] for r in self.ok["run_id"]
+        ]
+
+    @property
+    def improving(self) -> bool:
+        """Some ok seed was still improving when its budget ran out."""
+        return any(still_improving(c) for c in self.curves())
+
+    def tokens_to(self, threshold: float) -> float:
+        """Median training tokens to reach `threshold` over ok seeds (inf for a seed that never
+        did, so a median over mostly-failing seeds is inf)."""
+        values = []
+        for curve in self.curves():
+            hit = steps_to(curve, threshold)
+            values.append(float(hit["tokens"]) if hit else math.inf)
+        return statistics.median(values) if values else math.nan
+
+    def split(self, column: str) -> list[tuple[Any, Config]]:
+        """One configuration per value of `column` (e.g. the training length), in order."""
+        return [
+            (value, Config(self.arch, rows, self.records, self.label))
+            for value, rows in self.rows.groupby(column, sort=True)
+        ]
+
+    def model_value(self, mixer: str, key: str) -> Any:
+        """A mixer hyper-parameter of the recorded model (e.g. mamba's d_state), or None."""
+        for run_id in self.rows["run_id"]:
+            record = self.records[run_id]
+            model = (record.get("definition") or {}).get("model") or (
+                (record.get("metrics") or {}).get("model") or {}
+            )
+            value = ((model.get("mixer_kwargs") or {}).get(mixer) or {}).get(key)
+            if value is not None:
+                return value
+        return None
+
+    def active_params(self) -> float | None:
+        values = self.rows["params_active"].dropna()
+        return float(values.iloc[0]) if len(values) else None
+
+
+def describe(configs: Iterable[Config], length: int | None = None) -> str:
+    """ "mha 0.99 [0.98, 1.00]; lru 0.21 [0.18, 0.25]" at `length`."""
+    return "; ".join(f"{c.name} {c.accuracy(length).format()}" for c in configs)
+
+
+def budget_text(configs: Iterable[Config]) -> str:
+    budgets = sorted({c.budget() for c in configs})
+    return ", ".join(budgets)

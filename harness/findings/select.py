@@ -1,0 +1,101 @@
+"""Which runs test a finding, and how they split into settings and configurations.
+
+A finding names the tasks it is judged on; its runs are the report's runs at the picked lr
+for those tasks. They split into **settings** (same task, knobs, width and — unless the
+finding compares lengths — training length) and, within a setting, into **configurations**:
+one per architecture and override set, holding every seed. Architectures are found by name,
+so a finding about a mixer that is not installed (mamba3, deltanet) simply has no
+configuration for it and reads "not measured".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from seqbench.harness.findings.base import TaskSelector
+from seqbench.harness.findings.evidence import Config
+from seqbench.harness.report import fmt
+
+
+@dataclass
+class Setting:
+    label: str
+    configs: dict[str, Config]  # config label ("mamba", "mamba[mamba.d_state=4]") -> Config
+
+    def get(self, *labels: str) -> list[Config]:
+        return [self.configs[label] for label in labels if label in self.configs]
+
+    def plain(self, arch: str) -> Config | None:
+        """The architecture without overrides, if run."""
+        return self.configs.get(arch)
+
+    def variants(self, arch: str) -> list[Config]:
+        """Every configuration of `arch` (plain and with overrides)."""
+        return [c for c in self.configs.values() if c.arch == arch]
+
+
+@dataclass
+class Evidence:
+    """The report's runs at the picked lr (`best`, every status) and the records by run id."""
+
+    best: pd.DataFrame
+    records: dict[str, dict[str, Any]]
+
+    def settings(
+        self, tasks: TaskSelector | Sequence[str], across: Sequence[str] = ()
+    ) -> list[Setting]:
+        """The settings of the selected tasks (a selector, or plain names); columns in
+        `across` (e.g. "seq_len") stay inside one setting rather than splitting it."""
+        if self.best.empty:
+            return []
+        if not isinstance(tasks, TaskSelector):
+            tasks = TaskSelector((), names=tuple(tasks))
+        tags = self.best["task_tags"] if "task_tags" in self.best else [()] * len(self.best)
+        chosen = [
+            tasks.matches(str(task), tuple(t) if isinstance(t, (tuple, list)) else ())
+            for task, t in zip(self.best["task"], tags, strict=True)
+        ]
+        frame = self.best[chosen]
+        if frame.empty:
+            return []
+        knobs = sorted(c for c in frame.columns if c.startswith("knob."))
+        keys = [c for c in ("task", "seq_len", "d_model", *knobs) if c not in across]
+        keys = [c for c in keys if c in frame.columns]
+        settings = []
+        for key, group in frame.groupby(keys, sort=True, dropna=False):
+            key = key if isinstance(key, tuple) else (key,)
+            varying = [
+                f"{c.removeprefix('knob.')}={fmt.values([v])}"
+                for c, v in zip(keys, key, strict=True)
+                if c != "task" and frame[c].astype(str).nunique() > 1
+            ]
+            label = " ".join([str(key[0]), *varying])
+            settings.append(Setting(label, self._configs(group)))
+        return settings
+
+    def _configs(self, group: pd.DataFrame) -> dict[str, Config]:
+        sets = sorted(c for c in group.columns if c.startswith("set."))
+        labels = [config_label(row, sets) for _, row in group.iterrows()]
+        configs = {}
+        for label in dict.fromkeys(labels):
+            rows = group[[lab == label for lab in labels]]
+            configs[label] = Config(str(rows["arch"].iloc[0]), rows, self.records, label)
+        return configs
+
+
+def config_label(row: pd.Series, sets: Sequence[str]) -> str:
+    overrides = [
+        f"{c.removeprefix('set.')}={fmt.values([row[c]])}" for c in sets if not _missing(row[c])
+    ]
+    return f"{row['arch']}[{', '.join(overrides)}]" if overrides else str(row["arch"])
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,237 @@
+"""The linear-attention family: chunked kernels and whole mixers against their sequential
+references (float64, 1e-10, outputs and every gradient), decoding, constant state, presets.
+
+Lengths that are not multiples of the chunk, a chunk longer than the sequence and a single
+step are included: padding and the last partial chunk are where chunked code goes wrong.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqbench.architectures import MIXERS, LanguageModel, ModelConfig, build_config, state_bytes
+from seqbench.architectures.gla import LOG_ALPHA_FLOOR
+from seqbench.architectures.linear_parts import feature_map
+from seqbench.architectures.model import count_parameters
+from seqbench.architectures.retnet import retention_log_decay
+from seqbench.architectures.scans.chunked_linear import (
+    delta_rule_chunked,
+    delta_rule_ref,
+    linear_attention_chunked,
+    linear_attention_ref,
+)
+from seqbench.errors import UserError
+
+F64 = torch.float64
+FAMILY = ("linear_attention", "retnet", "gla", "deltanet", "gated_deltanet")
+SHAPES = [(1, 4), (5, 8), (37, 8), (32, 16)]  # (length, chunk)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _max_err(a: Tensor, b: Tensor) -> float:
+    return float((a - b).detach().abs().max())
+
+
+def _grads(fn, inputs: list[Tensor]) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+    """Output, final state and the gradients of <y, w> + sum(S) for a fixed random w."""
+    y, S = fn(*inputs)
+    w = torch.randn(y.shape, generator=_gen(1), dtype=y.dtype)
+    return y, S, torch.autograd.grad((y * w).sum() + S.sum(), inputs)
+
+
+def _kernel_inputs(length: int, gate: str | None) -> list[Tensor]:
+    g = _gen(0)
+    b, h, dk, dv = 2, 3, 5, 4
+    q, k = (torch.randn(b, h, length, dk, generator=g, dtype=F64) for _ in range(2))
+    v = torch.randn(b, h, length, dv, generator=g, dtype=F64)
+    inputs = [q, k, v]
+    if gate == "delta":
+        inputs.append(torch.rand(b, h, length, generator=g, dtype=F64))  # β
+    elif gate is not None:
+        width = dk if gate == "vector" else 1
+        inputs.append(-F.softplus(torch.randn(b, h, length, width, generator=g, dtype=F64)))
+    return [t.requires_grad_(True) for t in inputs]
+
+
+@pytest.mark.parametrize(("length", "chunk"), SHAPES)
+@pytest.mark.parametrize("gate", [None, "scalar", "vector"])
+def test_linear_attention_kernel_equals_reference(length: int, chunk: int, gate: str) -> None:
+    inputs = _kernel_inputs(length, gate)
+    y, S, grads = _grads(lambda *a: linear_attention_chunked(*a, chunk=chunk), inputs)
+    y_ref, S_ref, grads_ref = _grads(linear_attention_ref, inputs)
+    assert _max_err(y, y_ref) <= 1e-10 and _max_err(S, S_ref) <= 1e-10
+    for name, a, b in zip("qkvg", grads, grads_ref, strict=False):
+        assert _max_err(a, b) <= 1e-10, f"gradient of {name}"
+
+
+@pytest.mark.parametrize(("length", "chunk"), SHAPES)
+@pytest.mark.parametrize("gated", [False, True])
+def test_delta_rule_kernel_equals_reference(length: int, chunk: int, gated: bool) -> None:
+    q, k, v, beta = _kernel_inputs(length, "delta")
+    g = -F.softplus(torch.randn(beta.shape, generator=_gen(3), dtype=F64)).requires_grad_(True)
+    inputs = [q, k, v, beta] + ([g] if gated else [])
+
+    def run(kernel, *args):  # keys L2-normalised, as the delta rule needs
+        return kernel(args[0], F.normalize(args[1], dim=-1), *args[2:])
+
+    y, S, grads = _grads(lambda *a: run(lambda *b: delta_rule_chunked(*b, chunk=chunk), *a), inputs)
+    y_ref, S_ref, grads_ref = _grads(lambda *a: run(delta_rule_ref, *a), inputs)
+    assert _max_err(y, y_ref) <= 1e-10 and _max_err(S, S_ref) <= 1e-10
+    for name, a, b in zip(["q", "k", "v", "beta", "g"], grads, grads_ref, strict=False):
+        assert _max_err(a, b) <= 1e-10, f"gradient of {name}"
+
+
+def _pair(name: str, **kwargs) -> tuple[nn.Module, nn.Module]:
+    """The mixer's chunked and reference paths with identical float64 weights."""
+    torch.manual_seed(0)
+    cls = MIXERS.get(name)
+    fast = cls(16, impl="chunked", **kwargs).double()
+    ref = cls(16, impl="reference", **{k: v for k, v in kwargs.items() if k != "chunk"}).double()
+    ref.load_state_dict(fast.state_dict())
+    return fast, ref
+
+
+MIXER_CASES = [(n, {}) for n in FAMILY] + [
+    ("linear_attention", {"feature_map": "taylor2", "feature_dim": 3}),
+    ("linear_attention", {"feature_map": "relu", "normalize": False}),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), MIXER_CASES, ids=lambda c: str(c))
+def test_mixer_chunked_equals_reference_float64(name: str, kwargs: dict) -> None:
+    """Outputs, the input's gradient and every parameter's gradient, length 21 with chunk 8."""
+    fast, ref = _pair(name, chunk=8, **kwargs)
+    x = torch.randn(2, 21, 16, generator=_gen(2), dtype=F64)
+    w = torch.randn(2, 21, 16, generator=_gen(3), dtype=F64)
+    results = []
+    for module in (fast, ref):
+        xi = x.clone().requires_grad_(True)
+        y = module(xi)
+        grads = torch.autograd.grad((y * w).sum(), [xi, *module.parameters()])
+        results.append((y, grads))
+    (y, grads), (y_ref, grads_ref) = results
+    assert _max_err(y, y_ref) <= 1e-10
+    names = ["input"] + [n for n, _ in fast.named_parameters()]
+    for pname, a, b in zip(names, grads, grads_ref, strict=True):
+        assert _max_err(a, b) <= 1e-10, f"gradient of {pname}"
+    assert fast.kernel_path == "torch-scan" and ref.kernel_path == "torch-reference"
+
+
+@pytest.mark.parametrize(("name", "kwargs"), MIXER_CASES, ids=lambda c: str(c))
+def test_step_and_prefill_equal_forward(name: str, kwargs: dict) -> None:
+    """Decoding token by token after a prefilled prompt continues the forward pass exactly."""
+    fast, _ = _pair(name, chunk=4, **kwargs)
+    x = torch.randn(2, 13, 16, generator=_gen(4), dtype=F64)
+    y = fast(x)
+    y_pre, state = fast.prefill(x[:, :6])
+    outs = [y_pre]
+    for t in range(6, 13):
+        y_t, state = fast.step(x[:, t], state)
+        outs.append(y_t[:, None])
+    assert _max_err(torch.cat(outs, dim=1), y) <= 1e-10
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_state_bytes_do_not_grow_with_context(name: str) -> None:
+    mixer = MIXERS.get(name)(16, impl="chunked")
+    with torch.no_grad():
+        sizes = {n: state_bytes(mixer.prefill(torch.randn(1, n, 16))[1]) for n in (64, 4096)}
+    assert sizes[64] == sizes[4096] > 0
+
+
+def test_taylor2_feature_map_is_second_order_exp() -> None:
+    q, k = torch.randn(2, 10, 6, generator=_gen(5), dtype=F64).unbind(0)
+    s = (q * k).sum(-1) / 6**0.5
+    dot = (feature_map("taylor2", q) * feature_map("taylor2", k)).sum(-1)
+    assert _max_err(dot, 1 + s + s**2 / 2) <= 1e-12
+    assert feature_map("taylor2", q).shape[-1] == 1 + 6 + 36
+
+
+def test_retnet_decays_are_the_papers() -> None:
+    gamma = torch.exp(retention_log_decay(4))
+    assert torch.allclose(
+        gamma, torch.tensor([1 - 1 / 32, 1 - 1 / 64, 1 - 1 / 128, 1 - 1 / 256], dtype=F64)
+    )
+
+
+def test_gla_float32_stays_finite_at_the_decay_floor() -> None:
+    """The strongest decays the gate allows keep the chunked path's exponentials in range."""
+    gla = MIXERS.get("gla")(16, chunk=32)
+    with torch.no_grad():
+        gla.gk_up.bias.fill_(-1e4)  # log α at the floor everywhere
+    x = torch.randn(2, 70, 16, generator=_gen(6), requires_grad=True)
+    y = gla(x)
+    y.sum().backward()
+    assert torch.isfinite(y).all() and torch.isfinite(x.grad).all()
+    alpha = F.logsigmoid(gla.gk_up(gla.gk_down(x))) / gla.temperature
+    assert float(alpha.detach().min()) < LOG_ALPHA_FLOOR
+    ref = copy.deepcopy(gla)
+    ref.impl = "reference"
+    assert _max_err(gla(x), ref(x)) <= 1e-4
+
+
+def test_float32_chunked_close_to_reference() -> None:
+    for name in FAMILY:
+        torch.manual_seed(0)
+        fast = MIXERS.get(name)(32)
+        ref = copy.deepcopy(fast)
+        ref.impl = "reference"
+        x = torch.randn(2, 100, 32, generator=_gen(7))
+        assert _max_err(fast(x), ref(x)) <= 1e-4, name
+
+
+@pytest.mark.parametrize("name", FAMILY)
+@pytest.mark.parametrize("d_model", [64, 128])
+def test_presets_match_mha_parameters_at_every_width(name: str, d_model: int) -> None:
+    def params(preset: str) -> int:
+        config = build_config(preset, vocab_size=64, overrides={"d_model": d_model})
+        return count_parameters(LanguageModel(config))
+
+    assert abs(params(name) / params("mha") - 1) <= 0.05
+
+
+def test_taylor2_linear_attention_composes_with_attention_layers() -> None:
+    """The Based preset's shape: taylor2 linear attention beside softmax-attention layers."""
+    config = ModelConfig(
+        vocab_size=16,
+        d_model=32,
+        n_layers=2,
+        layer_pattern=("linear_attention", "attention"),
+        mixer_kwargs={
+            "linear_attention": {"feature_map": "taylor2", "feature_dim": 8},
+            "attention": {"n_heads": 4},
+        },
+    )
+    torch.manual_seed(0)
+    model = LanguageModel(config).double().eval()
+    tokens = torch.randint(0, 16, (2, 11), generator=_gen(8))
+    with torch.no_grad():
+        logits = model(tokens)
+        state = model.init_state(2, device="cpu", dtype=F64)
+        for t in range(11):
+            step_logits, state = model.step(tokens[:, t], state)
+            # 1e-6: attention decodes through its explicit softmax, which runs in float32
+            assert _max_err(step_logits, logits[:, t]) <= 1e-6
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "message"),
+    [
+        ("linear_attention", {"feature_map": "softmax"}, "feature_map must be one of"),
+        ("gla", {"chunk": 64}, "chunk must be at most 32"),
+        ("retnet", {"n_heads": 3}, "do not split"),
+        ("deltanet", {"impl": "loop"}, "impl must be one of"),
+        ("gated_deltanet", {"A_init_range": (0, 1)}, "A_init_range"),
+    ],
+)
+def test_bad_knobs_fail_in_one_line(name: str, kwargs: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        MIXERS.get(name)(16, **kwargs)
