@@ -19,7 +19,7 @@ from seqbench.architectures.model import LanguageModel
 from seqbench.architectures.presets import Preset, build_config
 from seqbench.architectures.registry import CHANNEL_MIXERS, MIXERS, PRESETS
 from seqbench.errors import UserError
-from seqbench.registry import is_dotted_path
+from seqbench.registry import import_dotted, is_dotted_path
 
 STATE_PROBE_TOKENS = (64, 256)
 
@@ -59,6 +59,15 @@ class ConformanceReport:
 
     def failures(self) -> list[CheckResult]:
         return [c for c in self.checks if not c.passed]
+
+    def refusal(self) -> str:
+        """The failures as one line: each check's first line, and a detail shared by several
+        checks (a constructor that raises fails them all) said once, naming them."""
+        by_detail: dict[str, list[str]] = {}
+        for check in self.failures():
+            detail = (check.detail.strip().splitlines() or [""])[0]
+            by_detail.setdefault(detail, []).append(check.name)
+        return "; ".join(f"{', '.join(names)}: {detail}" for detail, names in by_detail.items())
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -380,6 +389,26 @@ def check_registered_channel_mixer(name: str, cfg: GateConfig | None = None) -> 
     return check_channel_mixer(lambda: cls(cfg.d_model, layer_idx=0), name, cfg)
 
 
+def canonical_architecture(name: str) -> str:
+    """The registered spelling of a preset or mixer name given in any case (`MHA` -> `mha`),
+    presets first; unchanged when nothing matches unambiguously."""
+    for registry in (PRESETS, MIXERS, CHANNEL_MIXERS):
+        spelled = registry.canonical(name)
+        if spelled in registry:
+            return spelled
+    return name
+
+
+def dotted_architecture(name: str) -> Preset | type:
+    """What a `pkg.mod:Name` architecture denotes: a Preset or a mixer class. The one import
+    and check path of `seqbench check-arch`, `seqbench run --arch` and the sweep's gate, so
+    they accept and refuse the same names with the same one-line errors."""
+    obj = import_dotted(name)
+    if isinstance(obj, (Preset, type)):
+        return obj
+    raise UserError(f"{name!r} is neither a Preset nor a mixer class")
+
+
 def check_architecture(name: str, cfg: GateConfig | None = None) -> ConformanceReport:
     """Check a `pkg.mod:Class`, else a preset, else a registered mixer or channel mixer.
 
@@ -387,10 +416,11 @@ def check_architecture(name: str, cfg: GateConfig | None = None) -> ConformanceR
     mixer at the preset's hyper-parameters and the whole model.
     """
     cfg = cfg or GateConfig()
+    name = canonical_architecture(name)
     if is_dotted_path(name):
-        cls = MIXERS.get(name)
-        if not isinstance(cls, type):
-            raise UserError(f"{name!r} is not a class")
+        cls = dotted_architecture(name)
+        if isinstance(cls, Preset):
+            return check_preset(cls, cfg)
         factory = lambda: cls(cfg.d_model, layer_idx=0)  # noqa: E731
         if callable(getattr(cls, "step", None)):
             return check_sequence_mixer(factory, name, cfg)

@@ -35,7 +35,7 @@ from seqbench.architectures.presets import apply_overrides, preset_config, valid
 from seqbench.errors import UserError
 from seqbench.harness.records import canonical_json, spec_hash
 from seqbench.harness.spec import RunSpec
-from seqbench.registry import import_dotted, is_dotted_path
+from seqbench.registry import is_dotted_path
 from seqbench.tasks import Task, make_task
 
 IN_TREE_PACKAGE = "seqbench.architectures"
@@ -103,6 +103,13 @@ def prepare(spec: RunSpec, target: str | None = None) -> Prepared:
 
 
 def _prepare(spec: RunSpec, target: str | None) -> Prepared:
+    from seqbench.architectures.conformance import canonical_architecture
+    from seqbench.tasks import TASKS
+
+    # Names in any case resolve to their registered spelling, which is what the record keeps.
+    spec = dataclasses.replace(
+        spec, arch=canonical_architecture(spec.arch), task=TASKS.canonical(spec.task)
+    )
     device = resolve_device(spec.device, target)
     dtype = resolve_dtype(spec.dtype, device)
     task = make_task(spec.task, seq_len=spec.seq_len, **spec.knobs)
@@ -153,10 +160,9 @@ def resolve_dtype(name: str, device: str) -> str:
 def arch_object(arch: str) -> Preset | type:
     """The Preset an architecture name denotes, or the mixer class of a bare mixer."""
     if is_dotted_path(arch):
-        obj = import_dotted(arch)
-        if isinstance(obj, (Preset, type)):
-            return obj
-        raise UserError(f"{arch!r} is neither a Preset nor a mixer class")
+        from seqbench.architectures.conformance import dotted_architecture
+
+        return dotted_architecture(arch)
     if arch in PRESETS or arch not in MIXERS:
         return PRESETS.get(arch)  # raises "did you mean" over preset names
     return MIXERS.get(arch)

@@ -18,8 +18,15 @@ Layout: DIR/runs/<run_id>.json. Every record is a JSON object with at least
 
 Why atomic: a sweep can be killed at any moment (SIGKILL, OOM killer); a record is written to
 a temporary file in the same folder, fsync'ed and renamed, so a reader sees either no file or
-a complete one. Readers still skip anything that does not parse or lacks the fields above.
-Never pickle: records must be readable by any tool, forever.
+a complete one.
+
+Why a schema (`seqbench.harness.schema`): a record is a file anyone can edit or craft, and the
+readers index deep into it. Every record is validated when written and when read; a file that
+fails is skipped with a one-line reason (`scan_records`), never trusted.
+
+Why strict JSON: records must be readable by any tool, forever, and JSON has no NaN or
+infinity. A non-finite number (a diverged loss) is written as the string "NaN", "Infinity" or
+"-Infinity" and read back as the float (docs/records.md). Never pickle.
 """
 
 from __future__ import annotations
@@ -27,19 +34,21 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from seqbench.harness.atomic import atomic_write_text
+from seqbench.harness.schema import NONFINITE, SCHEMA_VERSION, STATUSES, SchemaError, validate
 
-RECORD_SCHEMA_VERSION = 1
-STATUSES = ("ok", "failed", "oom", "diverged")
-REQUIRED_FIELDS = ("schema_version", "kind", "run_id", "spec", "status")
+RECORD_SCHEMA_VERSION = SCHEMA_VERSION
+MAX_RECORD_BYTES = 64 * 2**20  # a record is kilobytes; a bigger file is not one of ours
 
 
 def canonical_json(data: Any) -> str:
@@ -62,9 +71,36 @@ def record_path(out_dir: str | os.PathLike, run_id: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON so that `path` is either absent, the old file, or the complete new one."""
-    text = json.dumps(data, indent=1, sort_keys=True, allow_nan=True) + "\n"
+    """Write strict JSON (non-finite numbers in their string form) so that `path` is either
+    absent, the old file, or the complete new one."""
+    text = json.dumps(encode_nonfinite(data), indent=1, sort_keys=True, allow_nan=False) + "\n"
     atomic_write_text(path, text)
+
+
+_NONFINITE_TEXT = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def encode_nonfinite(data: Any) -> Any:
+    """`data` with every NaN/±inf float replaced by "NaN"/"Infinity"/"-Infinity"."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return _NONFINITE_TEXT[repr(data)]
+    if isinstance(data, dict):
+        return {key: encode_nonfinite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [encode_nonfinite(value) for value in data]
+    return data
+
+
+def decode_nonfinite(data: Any) -> Any:
+    """The inverse of `encode_nonfinite` (applied to `metrics` and `timings` only, where a
+    string "NaN" can only be a number: spec strings and reasons stay as written)."""
+    if isinstance(data, str) and data in NONFINITE:
+        return NONFINITE[data]
+    if isinstance(data, dict):
+        return {key: decode_nonfinite(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [decode_nonfinite(value) for value in data]
+    return data
 
 
 def make_record(
@@ -99,34 +135,84 @@ def make_record(
 
 
 def write_record(out_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """Validate and write `record`. A record that breaks its schema (a plugin reporting a
+    metric of the wrong type, say) is written as a failed record saying why, so that a sweep
+    goes on and the file is still valid; a spec that breaks it is a bug and raises."""
+    try:
+        validate(encode_nonfinite(record))
+    except SchemaError as exc:
+        record = {
+            **record,
+            "status": "failed",
+            "reason": f"the run's record broke the record schema: {exc}",
+            "metrics": {},
+            "timings": {},
+        }
+        validate(encode_nonfinite(record))  # still invalid: the spec itself is broken
     path = record_path(out_dir, record["run_id"])
     atomic_write_json(path, record)
     return path
 
 
+def check_record(path: str | os.PathLike) -> tuple[dict[str, Any] | None, str | None]:
+    """(record, None) for a valid record at `path`, else (None, one-line reason)."""
+    try:
+        if os.path.getsize(path) > MAX_RECORD_BYTES:
+            return None, f"larger than {MAX_RECORD_BYTES // 2**20} MiB"
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)  # bare NaN (records of seqbench < 0.2) still reads
+    except OSError as exc:
+        return None, f"cannot read: {exc.strerror or exc}"
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except ValueError as exc:
+        return None, f"not JSON: {str(exc).splitlines()[0]}"
+    except RecursionError:
+        return None, "not JSON: nested too deeply"
+    try:
+        validate(data)
+    except SchemaError as exc:
+        return None, str(exc)
+    if data["run_id"] != Path(path).stem:
+        return None, f"run_id {data['run_id']!r} does not match the file name"
+    for key in ("metrics", "timings"):
+        if key in data:
+            data[key] = decode_nonfinite(data[key])
+    return data, None
+
+
 def read_record(path: str | os.PathLike) -> dict[str, Any] | None:
     """The record at `path`, or None when it is missing, partial, corrupt or not a record."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or any(k not in data for k in REQUIRED_FIELDS):
-        return None
-    if data["status"] not in STATUSES:
-        return None
-    return data
+    return check_record(path)[0]
+
+
+@dataclass
+class Scan:
+    """What reading a folder found: the valid records and (path, reason) per skipped file."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def scan_records(out_dir: str | os.PathLike, kind: str | None = None) -> Scan:
+    """Every record under DIR/runs/*.json, valid ones kept, the others listed with a reason
+    (temporary files of writers in flight are not records and are not listed)."""
+    scan = Scan()
+    folder = runs_dir(out_dir)
+    if not folder.is_dir():
+        return scan
+    for path in sorted(folder.glob("*.json")):
+        record, reason = check_record(path)
+        if record is None:
+            scan.skipped.append((path, reason or "invalid"))
+        elif kind is None or record["kind"] == kind:
+            scan.records.append(record)
+    return scan
 
 
 def iter_records(out_dir: str | os.PathLike, kind: str | None = None) -> Iterator[dict[str, Any]]:
     """Every valid record under DIR/runs (temporary files and broken files skipped)."""
-    folder = runs_dir(out_dir)
-    if not folder.is_dir():
-        return
-    for path in sorted(folder.glob("*.json")):
-        record = read_record(path)
-        if record is not None and (kind is None or record["kind"] == kind):
-            yield record
+    yield from scan_records(out_dir, kind).records
 
 
 def is_done(out_dir: str | os.PathLike, run_id: str) -> bool:

@@ -15,11 +15,12 @@ open (device, dtype, preset width and depth, task knobs) before anything trains.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from seqbench.errors import UserError
+from seqbench.harness import bounds
+from seqbench.harness.bounds import SPEC_FIELDS as BOUND_FIELDS
 from seqbench.harness.records import spec_hash
 from seqbench.registry import did_you_mean
 
@@ -94,34 +95,14 @@ class RunSpec:
     def check(self) -> None:
         """Value checks that need no architecture or task code (sizes, choices, ranges)."""
         where = f"{self.arch} on {self.task}"
-        positive = {"seq_len": self.seq_len, "steps": self.steps, "batch_size": self.batch_size}
-        positive |= {"eval_every": self.eval_every, "val_examples": self.val_examples}
-        positive |= {"test_examples": self.test_examples}
-        positive |= {"long_test_examples": self.long_test_examples}
-        positive |= {"attention_eval_cap": self.attention_eval_cap}
-        positive |= {"d_model": self.d_model, "n_layers": self.n_layers}
-        for name, value in positive.items():
-            if value is not None and value <= 0:
-                raise UserError(f"{where}: {name} must be positive, got {value}")
-        for length in self.eval_lengths:
-            if length <= 0:
-                raise UserError(f"{where}: eval_lengths must be positive, got {length}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise UserError(f"{where}: lr must be a positive number, got {self.lr}")
-        for name in ("weight_decay", "grad_clip"):
+        for name in BOUND_FIELDS:  # every numeric field, bounds from one table
             value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise UserError(f"{where}: {name} must be >= 0, got {value}")
-        for name in ("beta1", "beta2", "momentum"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and 0 <= value < 1):
-                raise UserError(f"{where}: {name} must be in [0, 1), got {value}")
-        if not (math.isfinite(self.eps) and self.eps > 0):
-            raise UserError(f"{where}: eps must be a positive number, got {self.eps}")
+            for item in value if isinstance(value, list) else [value]:
+                bounds.check(name, item, where)
+        bounds.check_finite(self.knobs, f"{where}: knob")
+        bounds.check_finite(self.overrides, f"{where}: override")
         if self.warmup is not None and not 0 <= self.warmup <= self.steps:
             raise UserError(f"{where}: warmup must be in 0..steps={self.steps}, got {self.warmup}")
-        if self.seed < 0:
-            raise UserError(f"{where}: seed must be >= 0, got {self.seed}")
         for name, choices in (
             ("optimizer", OPTIMIZERS),
             ("schedule", SCHEDULES),

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from seqbench.harness.records import iter_records, spec_hash
+from seqbench.harness.records import canonical_json, iter_records, spec_hash
 from seqbench.harness.spec import RunSpec
 
 SPEC_COLUMNS = [f for f in RunSpec.__dataclass_fields__ if f not in ("knobs", "overrides")]
@@ -150,7 +150,13 @@ def _moe_columns(moe: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _hashable(value: Any) -> Any:
-    return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
+    """A knob or override value usable as a group key: lists become tuples, tables their
+    canonical JSON text (a record may hold either)."""
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return canonical_json(value)
+    return value
 
 
 # -- best learning rate ----------------------------------------------------------------------------

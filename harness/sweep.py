@@ -8,22 +8,19 @@ Order of events, and why:
 3. each out-of-tree architecture passes the conformance gate once; runs using one that fails
    are recorded as failed without training;
 4. the launcher runs the rest; each record is written atomically as it arrives.
-An exclusive lock on DIR/.lock keeps two sweeps from writing the same folder, which also makes
-any leftover temporary file in DIR/runs a stale one from a killed sweep, safe to delete.
+The folder's writer lock (`seqbench.harness.lock`, shared with profile and report) keeps two
+writers out of one folder.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from seqbench.errors import UserError
 from seqbench.harness.launchers import Job, Launcher, SerialLauncher, failed_record
+from seqbench.harness.lock import check_writable, folder_lock
 from seqbench.harness.prepare import Prepared, prepare
 from seqbench.harness.progress import Progress
 from seqbench.harness.records import is_done, runs_dir, write_record
@@ -60,8 +57,10 @@ def run_sweep(
     launcher = launcher or SerialLauncher()
     prepared = plan(specs, launcher.device)
     result = SweepResult(run_ids=[p.run_id for p in prepared])
-    with locked(out_dir):
+    with folder_lock(out_dir):
         todo = [p for p in prepared if force or not is_done(out_dir, p.run_id)]
+        if todo:  # a rerun with nothing to do needs no write access
+            check_writable(runs_dir(out_dir))
         result.skipped = len(prepared) - len(todo)
         progress = progress or Progress(len(todo), result.skipped)
         jobs = [Job(p.run_id, p.spec.to_dict(), p.spec.label()) for p in todo]
@@ -128,29 +127,11 @@ def gate(target: str) -> str | None:
             obj = import_dotted(target) if is_dotted_path(target) else None
             report = check_preset(obj) if isinstance(obj, Preset) else check_architecture(target)
         except Exception as exc:
-            _GATE_CACHE[target] = f"conformance gate could not check {target}: {exc}"
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            _GATE_CACHE[target] = f"conformance gate could not check {target}: {first}"
         else:
-            failures = "; ".join(f"{c.name}: {c.detail}" for c in report.failures())
+            failures = report.refusal()
             _GATE_CACHE[target] = (
                 None if report.passed else f"conformance gate refused {target}: {failures}"
             )
     return _GATE_CACHE[target]
-
-
-# -- the output folder -----------------------------------------------------------------------------
-@contextmanager
-def locked(out_dir: str | os.PathLike) -> Iterator[None]:
-    """Hold DIR/.lock for the sweep; clear temporary files left by a killed writer."""
-    folder = runs_dir(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(Path(out_dir) / ".lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"another seqbench run is writing to {str(out_dir)!r}") from None
-        for stale in folder.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)

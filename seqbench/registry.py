@@ -73,9 +73,15 @@ def is_dotted_path(name: str) -> bool:
 class Registry(Generic[T]):
     """Name → object, for one kind of thing (mixers, channel mixers, presets, tasks)."""
 
-    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        entry_point_group: str | None = None,
+        accepts: Callable[[Any], bool] | None = None,
+    ) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
+        self.accepts = accepts  # what a "pkg.mod:Attr" must be (None: anything)
         self._entries: dict[str, Entry[T]] = {}
         self._plugins_loaded = False
 
@@ -106,7 +112,10 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """The object for a registered name or a "pkg.mod:Attr" path."""
         if is_dotted_path(name):
-            return import_dotted(name)
+            obj = import_dotted(name)
+            if self.accepts is not None and not self.accepts(obj):
+                raise UserError(f"{name!r} is not a {self.kind} class")
+            return obj
         entry = self._entry(name)
         if entry.obj is None:
             assert entry.target is not None
@@ -117,22 +126,34 @@ class Registry(Generic[T]):
         return dict(self._entry(name).meta)
 
     def _entry(self, name: str) -> Entry[T]:
-        if name not in self._entries:
-            self.load_plugins()
+        name = self.canonical(name)
         if name not in self._entries:
             raise UserError(self.unknown_message(name))
         return self._entries[name]
 
+    def canonical(self, name: str) -> str:
+        """The registered spelling of `name`: itself when registered, else the one entry equal
+        to it ignoring case (`MQAR` -> `mqar`); unchanged when none or several match (the
+        lookup then fails with a "did you mean")."""
+        if is_dotted_path(name) or name in self._entries:
+            return name
+        self.load_plugins()
+        if name in self._entries:
+            return name
+        folded = [known for known in self._entries if known.casefold() == name.casefold()]
+        return folded[0] if len(folded) == 1 else name
+
     def unknown_message(self, name: str) -> str:
         known = self.names()
-        hint = did_you_mean(name, known)
+        folded = [k for k in known if k.casefold() == name.casefold()]
+        hint = did_you_mean(name, folded or known)
         return f"unknown {self.kind} {name!r}{hint} (known: {', '.join(known)})"
 
     def names(self) -> list[str]:
         self.load_plugins()
         return sorted(self._entries)
 
-    def __contains__(self, name: object) -> bool:
+    def __contains__(self, name: object) -> bool:  # exact names only (see `canonical`)
         self.load_plugins()
         return name in self._entries
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from typing import Any
 
 from seqbench.errors import UserError
@@ -66,10 +67,14 @@ def coerce(field: dataclasses.Field, text: str) -> Any:
         if kind == "int":
             return int(text)
         if kind == "float":
-            return float(text)
+            value = float(text)
     except ValueError:
         what = "an integer" if kind == "int" else "a number"
         raise UserError(f"{option} expects {what}, got {text!r}") from None
+    if kind == "float":
+        if not math.isfinite(value):
+            raise UserError(f"{option} expects a finite number, got {text!r}")
+        return value
     if kind == "bool":
         if text.lower() in TRUE:
             return True

@@ -10,10 +10,11 @@ import pytest
 
 from seqbench.errors import UserError
 from seqbench.harness.launchers import LocalLauncher, SerialLauncher
+from seqbench.harness.lock import folder_lock
 from seqbench.harness.progress import Progress
 from seqbench.harness.records import iter_records, runs_dir
 from seqbench.harness.spec import RunSpec
-from seqbench.harness.sweep import locked, run_sweep
+from seqbench.harness.sweep import run_sweep
 from tests.harness_support import CRASH, ECHO, tiny_spec
 
 
@@ -111,15 +112,10 @@ def test_bad_spec_fails_the_whole_sweep_before_any_run(tmp_path: Path) -> None:
     assert not list(iter_records(tmp_path))
 
 
-def test_one_writer_per_folder_and_stale_temp_files_cleared(tmp_path: Path) -> None:
-    folder = runs_dir(tmp_path)
-    folder.mkdir(parents=True)
-    stale = folder / ".abc.json.123.tmp"
-    stale.write_text('{"half": ')
-    with locked(tmp_path):
-        assert not stale.exists()
-        with pytest.raises(UserError, match="another seqbench run is writing"):
-            run_sweep([tiny()], tmp_path)
+def test_one_writer_per_folder(tmp_path: Path) -> None:
+    with folder_lock(tmp_path), pytest.raises(UserError, match="another seqbench writer"):
+        run_sweep([tiny()], tmp_path)
+    assert not runs_dir(tmp_path).exists()
 
 
 class FakeTerminal(io.StringIO):

@@ -41,10 +41,16 @@ def test_report_errors_are_one_line_exit_2(tmp_path, capsys):
     (broken / "runs" / "half.json").write_text('{"schema_version": 1, "kind": "run", "ru')
     (broken / "runs" / ".x.json.tmp").write_text("{}")
     code, out, err = invoke(capsys, "report", str(broken))
-    assert (
-        (code, out) == (2, "")
-        and err
-        == f"error: {broken}: no records in {broken / 'runs'} "
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: {broken}: no valid records in {broken / 'runs'}: skipped half.json (not JSON: "
+        "Unterminated string starting at: line 1 column 38 (char 37))\n"
+    )
+    (broken / "runs" / "half.json").unlink()
+    code, out, err = invoke(capsys, "report", str(broken))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: {broken}: no records in {broken / 'runs'} "
         "(write some with `seqbench run` or `seqbench profile`)\n"
     )
 
@@ -54,6 +60,10 @@ def test_report_command_writes_everything(tmp_path, capsys):
     (folder / "runs" / "corrupt.json").write_text("not json")  # skipped, never read as a result
     code, out, err = invoke(capsys, "report", str(folder))
     assert code == 0, err
+    corrupt = folder / "runs" / "corrupt.json"
+    assert (
+        err == f"warning: skipped {corrupt}: not JSON: Expecting value: line 1 column 1 (char 0)\n"
+    )
     assert f"report:  {folder / 'report.md'}" in out and "figures: 0" in out
     assert (folder / "report.html").is_file() and (folder / "runs.csv").is_file()
     assert not (folder / "profile.csv").exists()

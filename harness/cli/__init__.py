@@ -1,11 +1,18 @@
 """The `seqbench` command line. Each command lives in its own module of this package.
 
-Errors in user input (unknown names, bad knobs, bad files) are one line on stderr and exit
-code 2, never a traceback; that holds for click's own usage errors too.
+Exit codes (the README lists them):
+  0  success
+  1  some runs or points were recorded failed, or check-arch found a failing check
+  2  bad input: unknown names, bad flags, bad files, a folder without valid records
+  3  a filesystem fault: read-only file system, disk full, permission denied (path and cause)
+130  interrupted (Ctrl-C)
+Every error is one line on stderr, never a traceback; that holds for click's own usage
+errors too.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -49,6 +56,24 @@ def find_plugins_in_working_folder() -> None:
         sys.path.append(cwd)
 
 
+EXIT_USER = 2
+EXIT_FILESYSTEM = 3
+CAUSES = {
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on device (disk full)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied (operation not permitted)",
+}
+
+
+def filesystem_message(exc: OSError) -> str:
+    """One line naming the path and the cause of a filesystem fault."""
+    cause = CAUSES.get(exc.errno or 0) or exc.strerror or type(exc).__name__
+    path = exc.filename2 or exc.filename
+    return f"{path}: {cause}" if path else cause
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the group, turning user errors into one line + exit 2."""
     find_plugins_in_working_folder()
@@ -59,9 +84,17 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(2)
+        click.echo(f"error: {one_line(exc.format_message())}", err=True)
+        sys.exit(EXIT_USER)
     except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        click.echo(f"error: {one_line(str(exc))}", err=True)
+        sys.exit(EXIT_USER)
+    except OSError as exc:
+        click.echo(f"error: {filesystem_message(exc)}", err=True)
+        sys.exit(EXIT_FILESYSTEM)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def one_line(text: str) -> str:
+    """Messages that quote user input (a file name with a newline) stay one line."""
+    return " ".join(text.split())

@@ -7,13 +7,15 @@ import sys
 
 import click
 
+from seqbench.harness.bounds import click_type
+
 
 @click.command("check-arch")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option(
     "--d-model",
-    type=click.IntRange(min=1),
+    type=click_type("d_model"),
     default=None,
     help="Width of the probe (mixers and classes; presets use their own).",
 )

@@ -17,7 +17,8 @@ from seqbench.harness.cli.format import table
     "--ignore",
     multiple=True,
     metavar="FIELD",
-    help="Spec field to ignore when matching runs (repeatable), e.g. device.",
+    help="Spec field to ignore when matching runs (repeatable), e.g. device; a name that is "
+    "no spec field of either folder is an error.",
 )
 @click.option("--all-metrics", is_flag=True, help="Compare every metric, not just the main ones.")
 @click.option("--flagged", is_flag=True, help="Show only deltas larger than the seeds' spread.")
@@ -37,8 +38,11 @@ def command(
     spread, so any change in them is flagged.
     """
     from seqbench.harness.report.compare import compare
+    from seqbench.harness.report.data import skipped_lines
 
     result = compare(folder_a, folder_b, ignore=ignore, every_metric=all_metrics)
+    for line in skipped_lines(result.skipped):
+        click.echo(line, err=True)
     deltas = [d for d in result.deltas if d.flagged or not flagged]
     if as_json:
         click.echo(

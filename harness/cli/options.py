@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from seqbench.errors import UserError
+from seqbench.harness.bounds import check_finite
 
 
 def parse_value(text: str) -> Any:
@@ -21,7 +22,9 @@ def parse_pair(pair: str, flag: str) -> tuple[str, Any]:
     key, eq, value = pair.partition("=")
     if not eq or not key.strip():
         raise UserError(f"{flag} expects KEY=VALUE, got {pair!r}")
-    return key.strip(), parse_value(value.strip())
+    parsed = parse_value(value.strip())
+    check_finite(parsed, f"{flag} {key.strip()}")
+    return key.strip(), parsed
 
 
 def parse_pairs(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, Any]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from seqbench.errors import UserError
+from seqbench.harness.bounds import click_type
 from seqbench.harness.cli.options import parse_sweeps
+from seqbench.harness.lock import folder_lock
 
 if TYPE_CHECKING:  # the profiler imports torch; keep `seqbench --help` fast
     from seqbench.harness.profile.sweep import SweepPlan
@@ -42,23 +45,22 @@ def default_memory_gb() -> float | None:
     return None if available is None else round(available / 2**30 / 2, 1)
 
 
-positive = click.IntRange(min=1)
-
-
 @click.command("profile")
 @click.option("--arch", "archs", multiple=True, required=True, help="Preset (repeatable).")
 @click.option(
     "--seq-len",
     "seq_lens",
-    type=positive,
+    type=click_type("seq_len"),
     multiple=True,
     help="Training-step lengths (repeatable) [default: 256 … 8192, doubling].",
 )
-@click.option("--batch", "batches", type=positive, multiple=True, help="Batch sizes [1].")
+@click.option(
+    "--batch", "batches", type=click_type("batch"), multiple=True, help="Batch sizes [1]."
+)
 @click.option(
     "--d-model",
     "d_models",
-    type=positive,
+    type=click_type("d_model"),
     multiple=True,
     help="Widths (repeatable) [the preset's].",
 )
@@ -80,14 +82,14 @@ positive = click.IntRange(min=1)
 @click.option(
     "--context",
     "contexts",
-    type=positive,
+    type=click_type("context"),
     multiple=True,
     help="Decode context lengths [256 1024 4096 16384].",
 )
 @click.option(
     "--counted-len",
     "counted_lens",
-    type=positive,
+    type=click_type("counted_len"),
     multiple=True,
     help="Lengths counted on the meta device [1024 … 1048576, ×4].",
 )
@@ -100,51 +102,60 @@ positive = click.IntRange(min=1)
 )
 @click.option(
     "--repeats",
-    type=positive,
+    type=click_type("repeats"),
     default=3,
     show_default=True,
     help="Timed training steps per point (median).",
 )
 @click.option(
     "--decode-steps",
-    type=positive,
+    type=click_type("decode_steps"),
     default=16,
     show_default=True,
     help="Timed decode steps per context (median).",
 )
 @click.option(
     "--budget-s",
-    type=click.FloatRange(min=1),
+    type=click_type("budget_s"),
     default=120.0,
     show_default=True,
     help="Per-point time budget; a point over it is recorded failed.",
 )
 @click.option(
     "--max-memory-gb",
-    type=click.FloatRange(min=0.1),
+    type=click_type("max_memory_gb"),
     default=None,
     help="Per-point memory cap on CPU; over it a point is recorded oom "
     "[half of the available memory].",
 )
 @click.option(
     "--threads",
-    type=click.IntRange(min=0),
+    type=click_type("threads"),
     default=1,
     show_default=True,
     help="torch threads in each worker; 0 keeps torch's default. One is the default because "
     "on a CPU shared with other work, timings with more threads than free cores swing by 10x.",
 )
 @click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where to measure (auto: CUDA when present).",
 )
 @click.option(
     "--dtype",
     type=click.Choice(["float32", "bfloat16", "float16"]),
     default="float32",
     show_default=True,
+    help="Parameter and activation dtype.",
 )
-@click.option("--vocab", type=positive, default=64, show_default=True, help="Vocabulary size.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--vocab", type=click_type("vocab_size"), default=64, show_default=True, help="Vocabulary size."
+)
+@click.option(
+    "--seed", type=click_type("seed"), default=0, show_default=True, help="Seed of init and data."
+)
 @click.option(
     "--out",
     "out_dir",
@@ -161,7 +172,7 @@ positive = click.IntRange(min=1)
 )
 @click.option(
     "--workers",
-    type=positive,
+    type=click_type("workers"),
     help="Points measured at once [1 for local: parallel points disturb each other's timings; "
     "all for slurm and ray].",
 )
@@ -183,7 +194,8 @@ def command(**opts: Any) -> None:  # fmt: skip
     launcher = make_launcher(opts["launcher"], workers, opts["address"])
     plan = build_plan(opts, launcher.device)
     records, result = run_sweep(plan, opts["out_dir"], launcher=launcher, force=opts["force"])
-    fits = write_fits(records, opts["out_dir"], plan.axes())
+    with folder_lock(opts["out_dir"]):  # the one writers' lock, shared with run and report
+        fits = write_fits(records, opts["out_dir"], plan.axes())
     click.echo("")
     if result.skipped:
         click.echo(f"{result.skipped} point(s) already recorded ok were skipped "
@@ -191,6 +203,13 @@ def command(**opts: Any) -> None:  # fmt: skip
     click.echo(summary(records, fits))
     click.echo(f"\n{len(records)} point records and {len(fits)} fit records in "
                f"{opts['out_dir']}/runs")  # fmt: skip
+    sys.exit(exit_code(records))
+
+
+def exit_code(records: list[dict[str, Any]]) -> int:
+    """1 when any point of this sweep is recorded failed, as `seqbench run` does (oom and
+    over-budget points are measurements, not failures)."""
+    return 1 if any(r["status"] == "failed" for r in records) else 0
 
 
 def build_plan(opts: dict[str, Any], where: str | None = None) -> SweepPlan:

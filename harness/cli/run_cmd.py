@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from seqbench.errors import UserError
+from seqbench.harness.bounds import click_type
 from seqbench.harness.cli.options import parse_pairs
 from seqbench.registry import did_you_mean
 
@@ -37,31 +38,99 @@ ADHOC_FIELDS = {
 }
 
 
-@click.command("run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+SWEEP = " Repeatable: each value is one axis point of the grid."
+
+
+class RunCommand(click.Command):
+    """`seqbench run --help` also lists the task-knob flags (`--KNOB VALUE`), which click
+    cannot know: they come from the task classes."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        rows = knob_help_rows()
+        if rows:
+            with formatter.section("Task knobs (--KNOB VALUE, typed by the task's field)"):
+                formatter.write_dl(rows)
+
+
+def knob_help_rows() -> list[tuple[str, str]]:
+    """(flag, 'int, default 8; tasks: mqar, ...') for every knob of every registered task."""
+    from seqbench.tasks import TASKS
+    from seqbench.tasks.knobs import option_name
+
+    knobs: dict[str, tuple[str, list[str]]] = {}
+    for task in TASKS.names():
+        try:
+            cls = TASKS.get(task)
+            fields = dataclasses.fields(cls)
+        except Exception:  # a plugin task that fails to import: left out of the help
+            continue
+        for f in fields:
+            if f.name == "seq_len":
+                continue
+            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+            knobs.setdefault(option_name(f.name), (kind, []))[1].append(task)
+    return [
+        (f"{flag} {kind.upper() or 'VALUE'}", f"knob of {', '.join(tasks)}")
+        for flag, (kind, tasks) in sorted(knobs.items())
+    ]
+
+
+@click.command(
+    "run",
+    cls=RunCommand,
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    epilog="Flags marked 'Repeatable' sweep: the runs are the cartesian product of their "
+    "values. Numeric bounds are listed in docs/harness.md (Bounds).",
+)
 @click.option("--suite", help="Built-in suite (seqbench list suites).")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Suite TOML file.")
-@click.option("--arch", multiple=True, help="Architecture preset or pkg.mod:Class (repeatable).")
-@click.option("--task", multiple=True, help="Task name or pkg.mod:Class (repeatable).")
-@click.option("--seq-len", type=click.IntRange(min=1), multiple=True, help="Training length.")
-@click.option("--eval-len", type=click.IntRange(min=1), multiple=True, help="Extra test length.")
-@click.option("--d-model", type=click.IntRange(min=1), multiple=True, help="Model width.")
-@click.option("--n-layers", type=click.IntRange(min=1), help="Number of layers.")
-@click.option("--steps", type=click.IntRange(min=1), help="Training budget (optimiser steps).")
-@click.option("--batch-size", type=click.IntRange(min=1))
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), multiple=True)
-@click.option("--warmup", type=click.IntRange(min=0), help="Warm-up steps.")
-@click.option("--weight-decay", type=click.FloatRange(min=0))
-@click.option("--seed", type=click.IntRange(min=0), multiple=True)
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Architecture field.")
-@click.option("--knob", "knobs", multiple=True, metavar="KEY=VALUE", help="Task knob.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Result folder.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Default: auto.")
+@click.option("--arch", multiple=True, help="Architecture preset or pkg.mod:Class." + SWEEP)
+@click.option("--task", multiple=True, help="Task name or pkg.mod:Class." + SWEEP)
+@click.option(
+    "--seq-len", type=click_type("seq_len"), multiple=True, help="Training length." + SWEEP
+)
+@click.option(
+    "--eval-len",
+    type=click_type("eval_lengths"),
+    multiple=True,
+    help="Extra test length (repeatable: every length is tested in each run).",
+)
+@click.option("--d-model", type=click_type("d_model"), multiple=True, help="Model width." + SWEEP)
+@click.option("--n-layers", type=click_type("n_layers"), help="Number of layers.")
+@click.option("--steps", type=click_type("steps"), help="Training budget (optimiser steps).")
+@click.option("--batch-size", type=click_type("batch_size"), help="Sequences per step.")
+@click.option("--lr", type=click_type("lr"), multiple=True, help="Peak learning rate." + SWEEP)
+@click.option("--warmup", type=click_type("warmup"), help="Warm-up steps [10% of steps].")
+@click.option("--weight-decay", type=click_type("weight_decay"), help="Decoupled weight decay.")
+@click.option(
+    "--seed", type=click_type("seed"), multiple=True, help="Seed of init and data." + SWEEP
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Architecture field, e.g. attention.n_heads=4 (repeatable, one value per key; "
+    "a JSON list value sweeps).",
+)
+@click.option(
+    "--knob",
+    "knobs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Task knob, like --KNOB VALUE (repeatable, one value per key; a JSON list sweeps).",
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), help="Result folder [results/NAME]."
+)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train [auto].")
 @click.option(
     "--launcher", default="serial", show_default=True, help="serial, local, slurm or ray."
 )
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=click_type("workers"),
     help="Processes of --launcher local; most jobs running at once for slurm and ray.",
 )
 @click.option(

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from seqbench.harness.bounds import click_type
+
 if TYPE_CHECKING:
     from seqbench.tasks.base import Task
 
@@ -24,10 +26,14 @@ WIDTH = 100  # characters per printed line
     "sample", context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
 )
 @click.argument("task")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draw.")
 @click.option(
-    "--n", "count", type=click.IntRange(min=1), default=2, show_default=True, help="Examples."
+    "--seed",
+    type=click_type("seed"),
+    default=0,
+    show_default=True,
+    help="Seed of the draw (the same seeds `seqbench run` takes).",
 )
+@click.option("--n", "count", type=click_type("n"), default=2, show_default=True, help="Examples.")
 @click.option("--variant", help="A named knob setting of the task (see `seqbench list tasks`).")
 @click.option("--json", "as_json", is_flag=True, help="Print inputs and targets as JSON.")
 @click.pass_context

@@ -24,6 +24,7 @@ from typing import Any
 from seqbench.errors import UserError
 from seqbench.harness.common.profile_frame import LENGTH_FIELD
 from seqbench.harness.launchers import Job, Launcher, LocalLauncher, failed_record
+from seqbench.harness.lock import check_writable, folder_lock
 from seqbench.harness.profile.fits import fit_id, fit_records
 from seqbench.harness.profile.points import (
     MODES,
@@ -35,8 +36,15 @@ from seqbench.harness.profile.points import (
     series_key,
 )
 from seqbench.harness.progress import Progress
-from seqbench.harness.records import iter_records, make_record, write_record
-from seqbench.harness.sweep import SweepResult, finish, locked
+from seqbench.harness.records import (
+    iter_records,
+    make_record,
+    read_record,
+    record_path,
+    runs_dir,
+    write_record,
+)
+from seqbench.harness.sweep import SweepResult, finish
 
 PREDICTION_MARGIN = 1.25  # skip only when the linear prediction is clearly over budget
 
@@ -158,7 +166,7 @@ def run_sweep(
     worker); returns this sweep's point records (recorded before or now) and its counts."""
     launcher = launcher or LocalLauncher(workers=1)
     specs = plan_specs(plan)
-    with locked(out_dir):
+    with folder_lock(out_dir):
         records = {r["run_id"]: r for r in iter_records(out_dir, kind="profile")}
         series: dict[str, deque[Job]] = {}
         for mode in plan.modes:
@@ -173,6 +181,8 @@ def run_sweep(
             if not force and records.get(run_id, {}).get("status") == "ok"
         }
         result = SweepResult(run_ids=wanted, skipped=len(done))
+        if len(done) < len(wanted):  # a rerun with nothing to do needs no write access
+            check_writable(runs_dir(out_dir))
         progress = progress or Progress(len(wanted) - len(done), len(done))
         shorter: dict[str, tuple[int, float]] = {}  # series -> (length, seconds) last ok
         ended: dict[str, str] = {}  # series -> status of the point that was not ok
@@ -227,6 +237,8 @@ def write_fits(
         record = make_record(
             kind="profile", run_id=fit_id(spec), spec=spec, status="ok", metrics=metrics
         )
-        write_record(out_dir, record)
+        old = read_record(record_path(out_dir, record["run_id"]))
+        if old is None or old["metrics"] != metrics:  # a rerun with nothing new writes nothing
+            write_record(out_dir, record)
         fits.append(record)
     return fits

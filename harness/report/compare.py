@@ -16,13 +16,16 @@ import math
 import os
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from seqbench.errors import UserError
 from seqbench.harness.common.profile_frame import point_row
 from seqbench.harness.records import canonical_json
 from seqbench.harness.report.data import is_point, load_folder, spec_label
 from seqbench.harness.store import flatten
+from seqbench.registry import did_you_mean
 
 IGNORED_FIELDS = ("out", "out_dir", "output", "output_dir")
 RUN_PRIMARY = ("test_accuracy", "test_exact_match", "val_accuracy", "test_accuracy@")
@@ -98,6 +101,7 @@ class Comparison:
     only_b: list[str]
     status_changes: list[str]  # configurations whose ok-seed count differs
     matched: int
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # files not read, with why
 
 
 def config_key(record: dict[str, Any], ignore: Iterable[str]) -> str:
@@ -131,9 +135,11 @@ def compare(
     every_metric: bool = False,
 ) -> Comparison:
     ignore = tuple(ignore)
+    scans = {"a": load_folder(folder_a), "b": load_folder(folder_b)}
+    check_ignored(ignore, scans["a"].records + scans["b"].records)
     groups: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: {"a": [], "b": []})
-    for side, folder in (("a", folder_a), ("b", folder_b)):
-        for record in load_folder(folder):
+    for side, scan in scans.items():
+        for record in scan.records:
             if record["kind"] == "profile" and not is_point(record):
                 continue  # the profiler's fit records are derived from points, not measured
             groups[config_key(record, ignore)][side].append(record)
@@ -153,7 +159,21 @@ def compare(
             )
         deltas += config_deltas(first["kind"], what, ok_a, ok_b, every_metric)
     deltas.sort(key=lambda d: (not d.flagged, d.kind, d.what, d.metric))
-    return Comparison(deltas, sorted(only_a), sorted(only_b), sorted(changes), matched)
+    skipped = scans["a"].skipped + scans["b"].skipped
+    return Comparison(deltas, sorted(only_a), sorted(only_b), sorted(changes), matched, skipped)
+
+
+def check_ignored(ignore: tuple[str, ...], records: list[dict[str, Any]]) -> None:
+    """A field to ignore must be a spec field of some record: a typo (`--ignore devise`) would
+    otherwise silently ignore nothing."""
+    known = sorted({key for r in records for key in r["spec"]} | set(IGNORED_FIELDS))
+    for name in ignore:
+        if name not in known:
+            hint = did_you_mean(name, known)
+            raise UserError(
+                f"--ignore {name!r} is no spec field of these records{hint} "
+                f"(fields: {', '.join(known)})"
+            )
 
 
 def config_deltas(

@@ -19,7 +19,7 @@ import pandas as pd
 
 from seqbench.errors import UserError
 from seqbench.harness.common.profile_frame import LENGTH_FIELD, POINT_METRICS, point_row
-from seqbench.harness.records import canonical_json, iter_records, runs_dir
+from seqbench.harness.records import Scan, canonical_json, runs_dir, scan_records
 from seqbench.harness.store import (
     latest_definitions,
     length_table,
@@ -40,31 +40,51 @@ class ReportData:
     profile: pd.DataFrame  # one row per profile point (any status)
     # configurations recorded under more than one definition (only the newest is used)
     superseded: list[str] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason) not read
 
     @property
     def best_ok(self) -> pd.DataFrame:
         return self.best[self.best["status"] == "ok"] if not self.best.empty else self.best
 
 
-def load_folder(folder: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every valid record of DIR/runs/; a missing folder or one without records is a one-line
-    error (shared by `seqbench report` and `seqbench compare`)."""
+def load_folder(folder: str | os.PathLike) -> Scan:
+    """Every valid record of DIR/runs/, and every file skipped with its reason; a missing
+    folder, or one where nothing valid remains, is a one-line error (shared by `seqbench
+    report` and `seqbench compare`)."""
     path = Path(folder)
     if not path.is_dir():
         raise UserError(f"{folder}: no such folder")
-    records = list(iter_records(path))
-    if not records:
+    scan = scan_records(path)
+    if not scan.records and scan.skipped:
+        first, reason = scan.skipped[0]
+        more = f" and {len(scan.skipped) - 1} more" if len(scan.skipped) > 1 else ""
+        raise UserError(
+            f"{folder}: no valid records in {runs_dir(path)}: skipped {first.name} ({reason}){more}"
+        )
+    if not scan.records:
         raise UserError(
             f"{folder}: no records in {runs_dir(path)} (write some with `seqbench run` or "
             "`seqbench profile`)"
         )
-    return records
+    return scan
+
+
+SKIPPED_SHOWN = 10  # files named one per line; the rest are counted
+
+
+def skipped_lines(skipped: list[tuple[Path, str]], limit: int = SKIPPED_SHOWN) -> list[str]:
+    """One warning line per skipped file up to `limit`, then one line counting the rest."""
+    lines = [f"warning: skipped {path}: {reason}" for path, reason in skipped[:limit]]
+    if len(skipped) > limit:
+        lines.append(f"warning: skipped {len(skipped) - limit} more files ({len(skipped)} in all)")
+    return lines
 
 
 def load(folder: str | os.PathLike) -> ReportData:
     """Read DIR/runs/*.json into the frames the report draws from."""
     path = Path(folder)
-    records = load_folder(path)
+    scan = load_folder(path)
+    records = scan.records
     runs = records_frame([r for r in records if r["kind"] == "run"])
     runs, superseded = latest_definitions(runs)
     runs = with_model_columns(runs, records)
@@ -72,7 +92,7 @@ def load(folder: str | os.PathLike) -> ReportData:
     ok = best[best["status"] == "ok"] if not best.empty else best
     lengths = length_table(ok) if not ok.empty else pd.DataFrame()
     profile = profile_frame(records)
-    return ReportData(path, records, runs, best, lengths, profile, superseded)
+    return ReportData(path, records, runs, best, lengths, profile, superseded, scan.skipped)
 
 
 # -- model description (both kinds) ------------------------------------------------------------

@@ -88,7 +88,7 @@ def reference_budget(best: pd.DataFrame) -> dict[tuple[int, int], int]:
 
 
 def budget_flag(group: pd.DataFrame, budget: dict[tuple[int, int], int]) -> str:
-    """" ⚠ +13% vs mha" when a row's active parameters are off the reference's by more than
+    """ " ⚠ +13% vs mha" when a row's active parameters are off the reference's by more than
     the tolerance at the same width (depths differ for hybrids; the width decides)."""
     first = group.iloc[0]
     if pd.isna(first["params_active"]) or first["arch"] == REFERENCE:
