@@ -130,7 +130,7 @@ def make_record(
         "timings": timings or {},
         "environment": environment(device),
         "git_commit": git_commit(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds"),
     }
 
 
