@@ -4,7 +4,16 @@ Importing this package registers every in-tree architecture. Heavy optional code
 CUDA kernels) is imported only inside the fast paths that use it.
 """
 
-from seqbench.architectures import attention, lru, mamba, mamba2, mlp, moe, presets  # noqa: F401
+from seqbench.architectures import (  # noqa: F401
+    attention,
+    lru,
+    mamba,
+    mamba2,
+    mamba3,
+    mlp,
+    moe,
+    presets,
+)
 from seqbench.architectures.contract import (
     AuxLossProvider,
     ChannelMixer,
