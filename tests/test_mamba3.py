@@ -17,7 +17,7 @@ from torch import Tensor
 
 from seqbench.architectures.contract import prefill_by_steps, state_bytes
 from seqbench.architectures.mamba3 import Mamba3
-from seqbench.architectures.scans import cuda
+from seqbench.architectures.scans import cuda, mamba3_scan
 from seqbench.architectures.scans.mamba3_scan import mamba3_chunked, mamba3_ref, rotate
 from seqbench.errors import UserError
 
@@ -84,9 +84,13 @@ def test_chunked_scan_equals_reference_float64(
         assert max_diff(g, g_ref) < 1e-10, f"gradient of input {i}"
 
 
-@pytest.mark.parametrize(("length", "chunk"), [(1, 4), (5, 16), (16, 8)])
-def test_chunked_scan_edge_lengths(length: int, chunk: int) -> None:
-    inputs = scan_inputs(length, True, True, 0)
+@pytest.mark.parametrize(("length", "chunk"), [(1, 4), (5, 16), (16, 8), (45, 4)])
+def test_chunked_scan_edge_lengths(
+    length: int, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Includes groups of chunks recomputed in the backward (45 steps: 12 chunks, 5 groups)."""
+    monkeypatch.setattr(mamba3_scan, "CHECKPOINT_TOKENS", 2 * chunk)
+    inputs = scan_inputs(length, True, True, 2)
     y, state, grads = run_with_grads(lambda *a: mamba3_chunked(*a, False, chunk), inputs)
     y_ref, state_ref, grads_ref = run_with_grads(lambda *a: mamba3_ref(*a, False), inputs)
     assert max_diff(y, y_ref) < 1e-10 and max_diff(state["ssm"], state_ref["ssm"]) < 1e-10

@@ -29,13 +29,18 @@ previous step's x and rotated B (the trapezoid's second term), and the cumulativ
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from seqbench.architectures.scans.ssd import DEFAULT_CHUNK, segsum
 
 State = dict[str, Tensor]
+CHECKPOINT_TOKENS = 512  # longer sequences recompute each group of this many steps in backward
 
 
 def transition(a: Tensor, signed: bool) -> Tensor:
@@ -159,6 +164,108 @@ def _decay_matrix(log_abs: Tensor, neg: Tensor | None) -> Tensor:
     return decay if neg is None else decay * _sign_of_products(neg)
 
 
+def _suffix_transition(log_abs: Tensor, neg: Tensor | None) -> Tensor:
+    """(.., T) -> (.., T): [s] = α_{s+1} ... α_T, the transition from step s to the chunk end."""
+    after = F.pad(log_abs.flip(-1).cumsum(-1).flip(-1)[..., 1:], (0, 1))  # Σ_{k>s} log|α_k|
+    out = torch.exp(after)
+    if neg is not None:
+        count = F.pad(neg.flip(-1).cumsum(-1).flip(-1)[..., 1:], (0, 1))
+        out = out * (1 - 2 * torch.remainder(count, 2))
+    return out
+
+
+def _prefix_transition(log_abs: Tensor, neg: Tensor | None) -> Tensor:
+    """(.., T) -> (.., T): [t] = α_1 ... α_t, the transition from the chunk start to step t."""
+    out = torch.exp(log_abs.cumsum(-1))
+    if neg is not None:
+        out = out * (1 - 2 * torch.remainder(neg.cumsum(-1), 2))
+    return out
+
+
+@dataclass
+class _Chunks:
+    """Per-chunk inputs (b, H, c, T, ...), B and C not yet rotated; angle None without rope."""
+
+    x: Tensor  # (b, H, c, T, P, R)
+    B: Tensor  # (b, H, c, T, N, R)
+    C: Tensor  # (b, H, c, T, N, R)
+    angle: Tensor | None  # (b, H, c, T, N/2) cumulative angle φ
+    log_abs: Tensor  # (b, H, c, T) log |α|
+    neg: Tensor | None  # (b, H, c, T) 1 where α < 0 (signed only)
+    sigma: Tensor  # (b, H, c, T) weight of input s in later states, γ_s + β_{s+1}
+    beta_next: Tensor | None  # (b, H, c, T) β_{t+1}: the diagonal gets σ_t − β_{t+1} = γ_t
+
+    def slice(self, lo: int, hi: int) -> list[Tensor | None]:
+        fields = (self.x, self.B, self.C, self.angle, self.log_abs, self.neg, self.sigma)
+        return [None if t is None else t[:, :, lo:hi] for t in (*fields, self.beta_next)]
+
+
+def _rotated(B: Tensor, angle: Tensor | None) -> Tensor:
+    return B if angle is None else rotate(B, angle)
+
+
+def _chunk_states(
+    x: Tensor,
+    B: Tensor,
+    _C: Tensor,
+    angle: Tensor | None,
+    log_abs: Tensor,
+    neg: Tensor | None,
+    sigma: Tensor,
+    _beta_next: Tensor | None,
+) -> Tensor:
+    """Each chunk's own final state Σ_s (α_{s+1} .. α_T) σ_s x_s B̃_sᵀ: (b, H, c, P, N).
+    Takes every `_Chunks` field (C and β_{t+1} are not needed here)."""
+    b, H, c, T, P, R = x.shape
+    Bf = _rotated(B, angle).transpose(-1, -2).reshape(b, H, c, T * R, -1)  # rows (s, r)
+    w = _suffix_transition(log_abs, neg) * sigma  # (b, H, c, T)
+    xw = (x * w[..., None, None]).transpose(-1, -2).reshape(b, H, c, T * R, P)
+    return xw.transpose(-1, -2) @ Bf
+
+
+def _chunk_outputs(
+    x: Tensor,
+    B: Tensor,
+    C: Tensor,
+    angle: Tensor | None,
+    log_abs: Tensor,
+    neg: Tensor | None,
+    sigma: Tensor,
+    beta_next: Tensor | None,
+    carried: Tensor,
+) -> Tensor:
+    """Outputs (b, H, c, T, P, R) of chunks given the state carried into each (b, H, c, P, N)."""
+    b, H, c, T, P, R = x.shape
+    Bf = _rotated(B, angle).transpose(-1, -2).reshape(b, H, c, T * R, -1)  # rows (s, r)
+    Cf = _rotated(C, angle).transpose(-1, -2).reshape(b, H, c, T * R, -1)  # rows (t, r')
+    xf = x.transpose(-1, -2).reshape(b, H, c, T * R, P)
+    # within chunks: W[t, s] = (α_{s+1} .. α_t) σ_s for s < t, γ_t on the diagonal.
+    W = _decay_matrix(log_abs, neg) * sigma[..., None, :]  # (b, H, c, T, T)
+    if beta_next is not None:
+        W = W - torch.diag_embed(beta_next)
+    scores = (Cf @ Bf.transpose(-1, -2)).view(b, H, c, T, R, T, R) * W[..., :, None, :, None]
+    y = scores.view(b, H, c, T * R, T * R) @ xf  # (b, H, c, T R', P)
+    # the carried-in state read out at each step, after the transitions since the chunk start.
+    into = _prefix_transition(log_abs, neg).repeat_interleave(R, dim=-1)[..., None]
+    y = y + (Cf @ carried.transpose(-1, -2)) * into
+    return y.view(b, H, c, T, R, P).transpose(-1, -2)
+
+
+def _in_groups(fn: Callable[..., Tensor], chunks: _Chunks, extra: Tensor | None) -> Tensor:
+    """fn over groups of chunks, each recomputed in the backward (activation checkpointing)
+    when gradients are on and there is more than one group: what autograd keeps is then the
+    inputs plus one group's intermediates, not the (T x T) matrices of every chunk."""
+    c, T = chunks.x.shape[2], chunks.x.shape[3]
+    per = max(1, CHECKPOINT_TOKENS // T)
+    if c <= per or not torch.is_grad_enabled():
+        return fn(*chunks.slice(0, c), *([] if extra is None else [extra]))
+    outs = []
+    for lo in range(0, c, per):
+        args = chunks.slice(lo, lo + per) + ([] if extra is None else [extra[:, :, lo : lo + per]])
+        outs.append(checkpoint(fn, *args, use_reentrant=False))
+    return torch.cat(outs, dim=2)
+
+
 def mamba3_chunked(
     x: Tensor,
     a: Tensor,
@@ -172,17 +279,17 @@ def mamba3_chunked(
 ) -> tuple[Tensor, State]:
     """Chunked form with the signature of `mamba3_ref` (from the zero state)."""
     b, L, H, P, R = x.shape
-    N = B.shape[-2]
     final: State = {}
+    angle = None
     if theta is not None:
         phi = theta.cumsum(1)  # (b, L, G, N/2)
-        angle = _per_head(phi, H)  # (b, L, H, N/2)
-        B, C = rotate(B, angle), rotate(C, angle)
         final["angle"] = phi[:, -1]
+        angle = _per_head(phi, H)  # (b, L, H, N/2)
     if beta is not None:
-        final["x_prev"], final["B_prev"] = x[:, -1], B[:, -1]
+        final["x_prev"] = x[:, -1]
+        final["B_prev"] = _rotated(B[:, -1], None if angle is None else angle[:, -1])
         beta_next = F.pad(beta[:, 1:], (0, 0, 0, 1))  # β_{t+1}, 0 after the last step
-        sigma = gamma + beta_next  # weight of input s in every later state
+        sigma = gamma + beta_next
     else:
         beta_next, sigma = None, gamma
     log_abs, neg = _log_transition(a, signed)
@@ -191,41 +298,23 @@ def mamba3_chunked(
     pad = -L % T  # padded steps: α = 1 and no input, so the state passes through unchanged
     c = (L + pad) // T
 
-    def chunks(t: Tensor) -> Tensor:  # (b, L, H, ...) -> (b, H, c, T, ...)
+    def chunks(t: Tensor | None) -> Tensor | None:  # (b, L, H, ...) -> (b, H, c, T, ...)
+        if t is None:
+            return None
         t = F.pad(t, (0, 0) * (t.dim() - 3) + (0, 0, 0, pad))
         return t.reshape(b, c, T, H, *t.shape[3:]).transpose(1, 3).transpose(2, 3)
 
-    xc = chunks(x)  # (b, H, c, T, P, R)
-    Bc, Cc = chunks(B), chunks(C)  # (b, H, c, T, N, R)
-    la, sg = chunks(log_abs), chunks(sigma)  # (b, H, c, T)
-    ng = None if neg is None else chunks(neg)
-
-    # 1. within chunks: W[t, s] = (α_{s+1} .. α_t) σ_s for s < t, γ_t on the diagonal.
-    decay = _decay_matrix(la, ng)  # (b, H, c, T, T)
-    W = decay * sg[..., None, :]
-    if beta_next is not None:
-        W = W - torch.diag_embed(chunks(beta_next))
-    Bf = Bc.transpose(-1, -2).reshape(b, H, c, T * R, N)  # rows (s, r)
-    Cf = Cc.transpose(-1, -2).reshape(b, H, c, T * R, N)  # rows (t, r')
-    xf = xc.transpose(-1, -2).reshape(b, H, c, T * R, P)  # rows (s, r)
-    scores = (Cf @ Bf.transpose(-1, -2)).view(b, H, c, T, R, T, R) * W[..., :, None, :, None]
-    y = scores.view(b, H, c, T * R, T * R) @ xf  # (b, H, c, T R', P)
-    # 2. each chunk's own final state: Σ_s (α_{s+1} .. α_T) σ_s x_s B_sᵀ.
-    to_end = decay[..., -1, :] * sg  # (b, H, c, T)
-    xw = (xc * to_end[..., None, None]).transpose(-1, -2).reshape(b, H, c, T * R, P)
-    states = xw.transpose(-1, -2) @ Bf  # (b, H, c, P, N)
-    # 3. states passed across chunks with the whole-chunk transitions.
-    totals = F.pad(la.sum(-1), (1, 0))  # (b, H, c + 1)
-    neg_totals = None if ng is None else F.pad(ng.sum(-1), (1, 0))
+    parts = _Chunks(
+        chunks(x), chunks(B), chunks(C), chunks(angle), chunks(log_abs), chunks(neg),
+        chunks(sigma), chunks(beta_next),
+    )  # fmt: skip
+    states = _in_groups(_chunk_states, parts, None)  # (b, H, c, P, N)
+    # states passed across chunks with the whole-chunk transitions.
+    totals = F.pad(parts.log_abs.sum(-1), (1, 0))  # (b, H, c + 1)
+    neg_totals = None if neg is None else F.pad(parts.neg.sum(-1), (1, 0))
     carried = _decay_matrix(totals, neg_totals) @ F.pad(states, (0, 0, 0, 0, 1, 0)).flatten(-2)
-    carried = carried.view(b, H, c + 1, P, N)  # [k] = state after chunk k-1
-    # 4. the carried-in state read out inside each chunk, decayed to each step.
-    into = torch.exp(la.cumsum(-1))  # (b, H, c, T): |α_1 .. α_t| within the chunk
-    if ng is not None:
-        into = into * (1 - 2 * torch.remainder(ng.cumsum(-1), 2))
-    readout = Cf @ carried[:, :, :-1].transpose(-1, -2)  # (b, H, c, T R', P)
-    y = y + readout * into.repeat_interleave(R, dim=-1)[..., None]
-    y = y.view(b, H, c, T, R, P).transpose(-1, -2)  # (b, H, c, T, P, R)
+    carried = carried.view(b, H, c + 1, P, -1)  # [k] = state after chunk k-1
+    y = _in_groups(_chunk_outputs, parts, carried[:, :, :-1])  # (b, H, c, T, P, R)
     y = y.permute(0, 2, 3, 1, 4, 5).reshape(b, c * T, H, P, R)[:, :L]
     final["ssm"] = carried[:, :, -1]
     return y, final
