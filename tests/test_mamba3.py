@@ -281,3 +281,18 @@ def test_preset_layouts() -> None:
     assert build_config("mamba3", vocab_size=64).ffn == "none" == hybrid.ffn
     ablated = build_config("mamba3", vocab_size=64, overrides={"mamba3.use_rope": False})
     assert ablated.mixer_kwargs["mamba3"]["use_rope"] is False
+
+
+def test_state_tracking_suite_matches_the_issue() -> None:
+    """parity and modular; mamba2, mamba3, mamba3 without rope, lru, mha; tested at 4x the
+    training length; >= 3 seeds and >= 2 lrs per architecture (best lr chosen on validation)."""
+    from seqbench.harness.suites import load_builtin
+
+    specs = load_builtin("state_tracking").specs
+    variants = {(s.arch, s.overrides.get("mamba3.use_rope", True)) for s in specs}
+    assert variants == {
+        ("mamba2", True), ("mamba3", True), ("mamba3", False), ("lru", True), ("mha", True),
+    }  # fmt: skip
+    assert {s.task for s in specs} == {"parity", "modular"}
+    assert all(s.eval_lengths == [4 * s.seq_len] for s in specs)
+    assert len({s.seed for s in specs}) >= 3 and len({s.lr for s in specs}) >= 2
