@@ -14,6 +14,7 @@ from seqbench.architectures import (  # noqa: F401
     lru,
     mamba,
     mamba2,
+    mamba3,
     mlp,
     moe,
     presets,

@@ -6,6 +6,9 @@ Sections (batch 8, d_model 128, d_state 16, float32, one thread by default):
   mamba     The whole Mamba-1 block: ours vs impl="reference" (same weights) vs mambapy's
             MambaBlock (its parallel scan).
   mamba2    Mamba-2 block: chunked SSD vs the sequential reference.
+  mamba3    Mamba-3 block (trapezoidal, rotary, SISO): chunked scan vs impl="reference" (the
+            step loop), plus the extra peak memory of each at the longest L (issue 12's
+            targets: >= 5x at L 1024, >= 8x at 4096, slope <= 1.15, memory <= 1/4).
   lru-scan  LRU scan alone (d_state complex states): chunked scan vs the sequential loop.
   lru       LRU block (the B and C projections, identical in both paths, included).
 Each prints times, ratios measured in this run, max abs errors against the reference (outputs
@@ -21,6 +24,7 @@ A, B, C, ...) and each time is a median, so a burst of load hits all of them ali
     python benchmarks/bench_recurrent.py             # L 256, 1024, 4096 (several minutes)
     python benchmarks/bench_recurrent.py --quick     # L 256, 1024, fewer repeats
     python benchmarks/bench_recurrent.py --json out.json
+    python benchmarks/bench_recurrent.py --sections mamba3 --lengths 1024 4096   # Mamba-3 only
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from torch import Tensor, nn
 from seqbench.architectures.lru import LRU
 from seqbench.architectures.mamba import Mamba
 from seqbench.architectures.mamba2 import Mamba2
+from seqbench.architectures.mamba3 import Mamba3
 from seqbench.architectures.scans import native
 from seqbench.architectures.scans.linear_scan import (
     linear_scan_chunked,
@@ -70,7 +75,7 @@ MAMBAPY_MISSING = (
     "mambapy is NOT installed, so its columns are skipped "
     "(pip install -e '.[bench]' or pip install mambapy)"
 )
-SECTIONS = ("scan", "mamba", "mamba2", "lru-scan", "lru")
+SECTIONS = ("scan", "mamba", "mamba2", "mamba3", "lru-scan", "lru")
 SLOW_RUN_S = 4.0  # a contender slower than this at some L is timed once there
 
 
@@ -155,6 +160,8 @@ def block_contenders(kind: str, d_model: int, d_state: int) -> dict[str, nn.Modu
         make = lambda impl: Mamba(d_model, d_state=d_state, expand=2, impl=impl)  # noqa: E731
     elif kind == "mamba2":
         make = lambda impl: Mamba2(d_model, d_state=d_state, expand=2, impl=impl)  # noqa: E731
+    elif kind == "mamba3":
+        make = lambda impl: Mamba3(d_model, d_state=d_state, expand=2, impl=impl)  # noqa: E731
     else:
         make = lambda impl: LRU(d_model, d_state=d_state, impl=impl)  # noqa: E731
     ours, chunked, ref = make("auto"), make("torch"), make("reference")
@@ -290,10 +297,22 @@ def peak_rss_bytes() -> int:
 
 
 def memory_probe(name: str, length: int, args: argparse.Namespace) -> dict[str, int]:
-    """Run in a fresh process: extra peak RSS and autograd-saved bytes of one forward+backward."""
+    """Run in a fresh process: extra peak RSS and autograd-saved bytes of one forward+backward.
+
+    `name` is a scan contender ("ours", "reference", ...) or "BLOCK:contender" for a block
+    section (e.g. "mamba3:reference"): its input is (batch, length, d_model)."""
     torch.set_num_threads(args.threads)
-    inputs = scan_inputs(args.batch, length, 2 * args.d_model, args.d_state)
-    fwd_bwd(lambda: SCANS[name](*(t[:, :8] if t.dim() == 3 else t for t in inputs)), inputs)()
+    if ":" in name:
+        kind, contender = name.split(":")
+        module = block_contenders(kind, args.d_model, args.d_state)[contender]
+        x = torch.randn(args.batch, length, args.d_model)
+        params = list(module.parameters())
+        fwd_bwd(lambda: module(x[:, :8]), params)()  # warm-up: allocator, lazy init
+        run, inputs = (lambda: module(x)), params
+    else:
+        inputs = scan_inputs(args.batch, length, 2 * args.d_model, args.d_state)
+        fwd_bwd(lambda: SCANS[name](*(t[:, :8] if t.dim() == 3 else t for t in inputs)), inputs)()
+        run = lambda: SCANS[name](*inputs)  # noqa: E731
     saved = 0
 
     def pack(t: Tensor) -> Tensor:
@@ -303,7 +322,7 @@ def memory_probe(name: str, length: int, args: argparse.Namespace) -> dict[str, 
 
     base = reset_peak_rss()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        y = SCANS[name](*inputs)
+        y = run()
     y.sum().backward()
     extra = peak_rss_bytes() - base
     return {"peak_rss_extra": extra, "autograd_saved": saved}
@@ -396,20 +415,29 @@ def run_scan_section(kind: str, args: argparse.Namespace) -> Section:
     if kind == "scan" and not args.no_memory:
         longest = max(args.lengths)
         section.memory = measure_memory(list(SCANS), longest, args)
-        for name, m in section.memory.items():
-            if "error" in m:
-                print(f"  memory {name} at L {longest}: probe failed: {m['error']}")
-                continue
-            print(
-                f"  memory at L {longest} ({name}):"
-                f" peak RSS +{m['peak_rss_extra'] / 2**20:7.1f} MiB"
-                f", autograd-saved {m['autograd_saved'] / 2**20:7.1f} MiB"
-            )
+        print_memory(section, longest)
     return section
 
 
+def print_memory(section: Section, length: int) -> None:
+    for name, m in section.memory.items():
+        if "error" in m:
+            print(f"  memory {name} at L {length}: probe failed: {m['error']}")
+            continue
+        print(
+            f"  memory at L {length} ({name}):"
+            f" peak RSS +{m['peak_rss_extra'] / 2**20:7.1f} MiB"
+            f", autograd-saved {m['autograd_saved'] / 2**20:7.1f} MiB"
+        )
+
+
 def run_block_section(kind: str, args: argparse.Namespace) -> Section:
-    title = {"mamba": "Mamba-1 block", "mamba2": "Mamba-2 block", "lru": "LRU block"}[kind]
+    title = {
+        "mamba": "Mamba-1 block",
+        "mamba2": "Mamba-2 block",
+        "mamba3": "Mamba-3 block (trapezoidal, rotary, SISO)",
+        "lru": "LRU block",
+    }[kind]
     section = Section(f"{title}: B {args.batch}, d_model {args.d_model}, d_state {args.d_state}")
     print(section.title, flush=True)
     modules = block_contenders(kind, args.d_model, args.d_state)
@@ -420,6 +448,10 @@ def run_block_section(kind: str, args: argparse.Namespace) -> Section:
         runs = {n: fwd_bwd(lambda m=m, x=x: m(x), list(m.parameters())) for n, m in modules.items()}
         medians = interleaved_medians(runs, args.repeats)
         section.add(length, medians, block_errors(modules, x))
+    if kind == "mamba3" and not args.no_memory:
+        longest = max(args.lengths)
+        section.memory = measure_memory([f"mamba3:{n}" for n in modules], longest, args)
+        print_memory(section, longest)
     return section
 
 
@@ -468,10 +500,37 @@ def verdicts(sections: dict[str, Section], args: argparse.Namespace) -> list[dic
         ratio = sections["mamba2"].ratio("reference", 1024)
         checks.append(("17: mamba2 block reference/ours at L 1024", ratio, 4.0, ">="))
     for name, section in sections.items():
+        if name == "mamba3":  # its own targets (issue 12), in mamba3_verdicts
+            continue
         s = section.slopes(1024).get("ours")
         checks.append((f"{name}: slope of log time vs log L from 1024 (ours)", s, 1.2, "<="))
+    return print_checks("targets", checks)
+
+
+def mamba3_verdicts(section: Section, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Issue 12's targets for the Mamba-3 block, each with the figure measured in this run."""
+    checks: list[tuple[str, float | None, float, str]] = [
+        ("mamba3: reference/ours at L 1024", section.ratio("reference", 1024), 5.0, ">="),
+        ("mamba3: reference/ours at L 4096", section.ratio("reference", 4096), 8.0, ">="),
+        (
+            "mamba3: slope of log time vs log L from 1024 (ours)",
+            section.slopes(1024).get("ours"),
+            1.15,
+            "<=",
+        ),
+    ]
+    mem, longest = section.memory, max(args.lengths)
+    ours, ref = mem.get("mamba3:ours", {}), mem.get("mamba3:reference", {})
+    if "peak_rss_extra" in ours and "peak_rss_extra" in ref:
+        share = ours["peak_rss_extra"] / max(1, ref["peak_rss_extra"])
+        what = f"mamba3: extra peak memory ours/reference at L {longest}"
+        checks.append((what, share, 0.25, "<="))
+    return print_checks("mamba3 targets", checks)
+
+
+def print_checks(title: str, checks: list[tuple[str, float | None, float, str]]) -> list[dict]:
     out = []
-    print("\ntargets")
+    print(f"\n{title}")
     for what, value, bound, op in checks:
         if value is None:
             print(f"  [ n/a ] {what}: not measured in this run")
@@ -576,6 +635,8 @@ def main() -> None:
         "sections": {n: s.to_dict() for n, s in sections.items()},
         "targets": verdicts(sections, args) if {"scan", "lru-scan"} <= set(sections) else [],
     }
+    if "mamba3" in sections:
+        results["targets"] += mamba3_verdicts(sections["mamba3"], args)
     if args.json:
         from seqbench.harness.records import atomic_write_json
 

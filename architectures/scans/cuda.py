@@ -90,3 +90,13 @@ def ssd_kernel(x: Tensor) -> Callable[..., Any] | None:
     if not _on_cuda(x):
         return None
     return _import("mamba_ssm.ops.triton.ssd_combined", "mamba_chunk_scan_combined")
+
+
+def mamba3_siso_kernel(x: Tensor) -> Callable[..., Any] | None:
+    """mamba_ssm's Mamba-3 SISO Triton kernel `mamba3_siso_combined(Q, K, V, ADT, DT, Trap,
+    Q_bias, K_bias, Angles, D, Z, Input_States, chunk_size, return_final_states)`: Q and K
+    (B, L, G, N), V (B, L, H, P), ADT/DT/Trap (B, H, L) with Trap a logit, Angles (B, L, H, S)
+    multiplied by DT and accumulated inside; None when unusable."""
+    if not _on_cuda(x):
+        return None
+    return _import("mamba_ssm.ops.triton.mamba3.mamba3_siso_combined", "mamba3_siso_combined")

@@ -1,0 +1,320 @@
+"""Mamba-3's scan (Lahoti et al. 2026): trapezoidal rule, rotary (complex) state, MIMO.
+
+Per head h, with x_t (P x R), B_t and C_t (N x R) (R = MIMO rank, 1 for SISO) and a scalar
+transition α_t = exp(a_t), a_t = Δ_t A_h (or 2 exp(a_t) − 1 with `signed`, the range [−1, 1]
+of Grazzi et al. 2025):
+
+    φ_t = φ_{t-1} + θ_t                            cumulative rotary angle (N/2 per group)
+    B̃_t = rot(B_t, φ_t),  C̃_t = rot(C_t, φ_t)      pairs (2i, 2i+1) rotated by φ_t[i]
+    S_t = α_t S_{t-1} + γ_t x_t B̃_tᵀ + β_t α_t x_{t-1} B̃_{t-1}ᵀ        (P x N)
+    y_t = S_t C̃_t                                  (P x R)
+
+γ_t = λ_t Δ_t and β_t = (1 − λ_t) Δ_t for the exponential-trapezoidal rule; γ = Δ and no β for
+Mamba-2's Euler rule. Rotating B and C by the running angle is a complex diagonal transition
+(each pair of state channels is one complex number turning by θ_t per step) written in real
+arithmetic: C̃_tᵀ S B̃_s carries the relative rotation φ_t − φ_s.
+
+Two implementations with one signature:
+- `mamba3_ref`: the sequential loop over `mamba3_step` (also the decode step), obviously
+  correct and differentiated by autograd.
+- `mamba3_chunked`: the rotation applied to all of B and C at once (angles by cumsum), then
+  the chunked SSD matmul form. The trapezoid folds into it exactly: input s reaches every
+  later state through α_{s+1} first, so its weight there is σ_s = γ_s + β_{s+1}; only in its
+  own state S_s is the weight γ_s, so the diagonal of each chunk's weight matrix is γ.
+  MIMO flattens (time, rank) into one axis of T·R rows inside a chunk.
+
+The decode state (`init_state`) is exactly what the next step needs: the SSM state, the
+previous step's x and rotated B (the trapezoid's second term), and the cumulative angle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from seqbench.architectures.scans.ssd import DEFAULT_CHUNK, segsum
+
+State = dict[str, Tensor]
+CHECKPOINT_TOKENS = 512  # longer sequences recompute each group of this many steps in backward
+
+
+def transition(a: Tensor, signed: bool) -> Tensor:
+    """α = exp(a) in (0, 1], or 2 exp(a) − 1 in (−1, 1] when `signed`."""
+    return 2 * torch.exp(a) - 1 if signed else torch.exp(a)
+
+
+def rotate(v: Tensor, angle: Tensor) -> Tensor:
+    """Rotate pairs (2i, 2i+1) of v (.., N, R) by angle (.., N/2); heads broadcast on groups."""
+    pairs = v.unflatten(-2, (v.shape[-2] // 2, 2))  # (.., N/2, 2, R)
+    v0, v1 = pairs[..., 0, :], pairs[..., 1, :]  # (.., N/2, R)
+    cos, sin = torch.cos(angle)[..., None], torch.sin(angle)[..., None]  # (.., N/2, 1)
+    return torch.stack((v0 * cos - v1 * sin, v0 * sin + v1 * cos), dim=-2).flatten(-3, -2)
+
+
+def _per_head(angle: Tensor, n_heads: int) -> Tensor:
+    """Angles per group (.., G, N/2) -> per head (.., H, N/2)."""
+    return angle.repeat_interleave(n_heads // angle.shape[-2], dim=-2)
+
+
+def init_state(
+    batch: int,
+    shape: tuple[int, int, int, int, int],
+    *,
+    trapezoidal: bool,
+    rope_groups: int,
+    device: torch.device | str,
+    dtype: torch.dtype,
+) -> State:
+    """Zero state. shape = (H, P, N, R, _): heads, head dim, state size, rank; rope_groups 0
+    means no rotary angle is kept."""
+    H, P, N, R, _ = shape
+    state = {"ssm": torch.zeros(batch, H, P, N, device=device, dtype=dtype)}
+    if trapezoidal:
+        state["x_prev"] = torch.zeros(batch, H, P, R, device=device, dtype=dtype)
+        state["B_prev"] = torch.zeros(batch, H, N, R, device=device, dtype=dtype)
+    if rope_groups:
+        state["angle"] = torch.zeros(batch, rope_groups, N // 2, device=device, dtype=dtype)
+    return state
+
+
+def mamba3_step(
+    state: State,
+    x_t: Tensor,
+    a_t: Tensor,
+    gamma_t: Tensor,
+    beta_t: Tensor | None,
+    B_t: Tensor,
+    C_t: Tensor,
+    theta_t: Tensor | None,
+    signed: bool = False,
+) -> tuple[Tensor, State]:
+    """One step. x_t (b, H, P, R); a_t, gamma_t, beta_t (b, H); B_t, C_t (b, H, N, R);
+    theta_t (b, G, N/2). Returns y_t (b, H, P, R) and the new state."""
+    new: State = {}
+    if theta_t is not None:
+        new["angle"] = state["angle"] + theta_t
+        angle = _per_head(new["angle"], x_t.shape[1])  # (b, H, N/2)
+        B_t, C_t = rotate(B_t, angle), rotate(C_t, angle)
+    alpha = transition(a_t, signed)[..., None, None]  # (b, H, 1, 1)
+    S = alpha * state["ssm"] + gamma_t[..., None, None] * (x_t @ B_t.transpose(-1, -2))
+    if beta_t is not None:
+        prev = state["x_prev"] @ state["B_prev"].transpose(-1, -2)  # (b, H, P, N)
+        S = S + (beta_t[..., None, None] * alpha) * prev
+        new["x_prev"], new["B_prev"] = x_t, B_t
+    new["ssm"] = S
+    return S @ C_t, new  # (b, H, P, R)
+
+
+def mamba3_ref(
+    x: Tensor,
+    a: Tensor,
+    gamma: Tensor,
+    beta: Tensor | None,
+    B: Tensor,
+    C: Tensor,
+    theta: Tensor | None,
+    signed: bool = False,
+    state: State | None = None,
+) -> tuple[Tensor, State]:
+    """Sequential reference. x (b, L, H, P, R); a, gamma, beta (b, L, H); B, C (b, L, H, N, R);
+    theta (b, L, G, N/2). Returns y (b, L, H, P, R) and the state after the last step."""
+    b, _, H, P, R = x.shape
+    N = B.shape[-2]
+    if state is None:
+        groups = 0 if theta is None else theta.shape[-2]
+        state = init_state(
+            b, (H, P, N, R, 0), trapezoidal=beta is not None, rope_groups=groups,
+            device=x.device, dtype=x.dtype,
+        )  # fmt: skip
+    ys = []
+    for t in range(x.shape[1]):
+        y_t, state = mamba3_step(
+            state, x[:, t], a[:, t], gamma[:, t], None if beta is None else beta[:, t],
+            B[:, t], C[:, t], None if theta is None else theta[:, t], signed,
+        )  # fmt: skip
+        ys.append(y_t)
+    return torch.stack(ys, dim=1), state
+
+
+def _log_transition(a: Tensor, signed: bool) -> tuple[Tensor, Tensor | None]:
+    """log |α| and, when `signed`, a 0/1 mask of negative α (its parity gives the sign of a
+    product). |α| is floored at the smallest normal number so log stays finite."""
+    if not signed:
+        return a, None
+    alpha = transition(a, True)
+    tiny = torch.finfo(alpha.dtype).tiny
+    return torch.log(alpha.abs().clamp_min(tiny)), (alpha < 0).to(alpha.dtype)
+
+
+def _sign_of_products(neg: Tensor) -> Tensor:
+    """neg (.., T) 0/1 -> (.., T, T) with [i, j] = sign of α_{j+1} ... α_i (lower triangle)."""
+    count = neg.cumsum(-1)
+    between = count[..., :, None] - count[..., None, :]  # exact small integers
+    return 1 - 2 * torch.remainder(between, 2)
+
+
+def _decay_matrix(log_abs: Tensor, neg: Tensor | None) -> Tensor:
+    """(.., T) -> (.., T, T): [i, j] = α_{j+1} ... α_i for i >= j, else 0."""
+    decay = torch.exp(segsum(log_abs))
+    return decay if neg is None else decay * _sign_of_products(neg)
+
+
+def _suffix_transition(log_abs: Tensor, neg: Tensor | None) -> Tensor:
+    """(.., T) -> (.., T): [s] = α_{s+1} ... α_T, the transition from step s to the chunk end."""
+    after = F.pad(log_abs.flip(-1).cumsum(-1).flip(-1)[..., 1:], (0, 1))  # Σ_{k>s} log|α_k|
+    out = torch.exp(after)
+    if neg is not None:
+        count = F.pad(neg.flip(-1).cumsum(-1).flip(-1)[..., 1:], (0, 1))
+        out = out * (1 - 2 * torch.remainder(count, 2))
+    return out
+
+
+def _prefix_transition(log_abs: Tensor, neg: Tensor | None) -> Tensor:
+    """(.., T) -> (.., T): [t] = α_1 ... α_t, the transition from the chunk start to step t."""
+    out = torch.exp(log_abs.cumsum(-1))
+    if neg is not None:
+        out = out * (1 - 2 * torch.remainder(neg.cumsum(-1), 2))
+    return out
+
+
+@dataclass
+class _Chunks:
+    """Per-chunk inputs (b, H, c, T, ...), B and C not yet rotated; angle None without rope."""
+
+    x: Tensor  # (b, H, c, T, P, R)
+    B: Tensor  # (b, H, c, T, N, R)
+    C: Tensor  # (b, H, c, T, N, R)
+    angle: Tensor | None  # (b, H, c, T, N/2) cumulative angle φ
+    log_abs: Tensor  # (b, H, c, T) log |α|
+    neg: Tensor | None  # (b, H, c, T) 1 where α < 0 (signed only)
+    sigma: Tensor  # (b, H, c, T) weight of input s in later states, γ_s + β_{s+1}
+    beta_next: Tensor | None  # (b, H, c, T) β_{t+1}: the diagonal gets σ_t − β_{t+1} = γ_t
+
+    def slice(self, lo: int, hi: int) -> list[Tensor | None]:
+        fields = (self.x, self.B, self.C, self.angle, self.log_abs, self.neg, self.sigma)
+        return [None if t is None else t[:, :, lo:hi] for t in (*fields, self.beta_next)]
+
+
+def _rotated(B: Tensor, angle: Tensor | None) -> Tensor:
+    return B if angle is None else rotate(B, angle)
+
+
+def _chunk_states(
+    x: Tensor,
+    B: Tensor,
+    _C: Tensor,
+    angle: Tensor | None,
+    log_abs: Tensor,
+    neg: Tensor | None,
+    sigma: Tensor,
+    _beta_next: Tensor | None,
+) -> Tensor:
+    """Each chunk's own final state Σ_s (α_{s+1} .. α_T) σ_s x_s B̃_sᵀ: (b, H, c, P, N).
+    Takes every `_Chunks` field (C and β_{t+1} are not needed here)."""
+    b, H, c, T, P, R = x.shape
+    Bf = _rotated(B, angle).transpose(-1, -2).reshape(b, H, c, T * R, -1)  # rows (s, r)
+    w = _suffix_transition(log_abs, neg) * sigma  # (b, H, c, T)
+    xw = (x * w[..., None, None]).transpose(-1, -2).reshape(b, H, c, T * R, P)
+    return xw.transpose(-1, -2) @ Bf
+
+
+def _chunk_outputs(
+    x: Tensor,
+    B: Tensor,
+    C: Tensor,
+    angle: Tensor | None,
+    log_abs: Tensor,
+    neg: Tensor | None,
+    sigma: Tensor,
+    beta_next: Tensor | None,
+    carried: Tensor,
+) -> Tensor:
+    """Outputs (b, H, c, T, P, R) of chunks given the state carried into each (b, H, c, P, N)."""
+    b, H, c, T, P, R = x.shape
+    Bf = _rotated(B, angle).transpose(-1, -2).reshape(b, H, c, T * R, -1)  # rows (s, r)
+    Cf = _rotated(C, angle).transpose(-1, -2).reshape(b, H, c, T * R, -1)  # rows (t, r')
+    xf = x.transpose(-1, -2).reshape(b, H, c, T * R, P)
+    # within chunks: W[t, s] = (α_{s+1} .. α_t) σ_s for s < t, γ_t on the diagonal.
+    W = _decay_matrix(log_abs, neg) * sigma[..., None, :]  # (b, H, c, T, T)
+    if beta_next is not None:
+        W = W - torch.diag_embed(beta_next)
+    scores = (Cf @ Bf.transpose(-1, -2)).view(b, H, c, T, R, T, R) * W[..., :, None, :, None]
+    y = scores.view(b, H, c, T * R, T * R) @ xf  # (b, H, c, T R', P)
+    # the carried-in state read out at each step, after the transitions since the chunk start.
+    into = _prefix_transition(log_abs, neg).repeat_interleave(R, dim=-1)[..., None]
+    y = y + (Cf @ carried.transpose(-1, -2)) * into
+    return y.view(b, H, c, T, R, P).transpose(-1, -2)
+
+
+def _in_groups(fn: Callable[..., Tensor], chunks: _Chunks, extra: Tensor | None) -> Tensor:
+    """fn over groups of chunks, each recomputed in the backward (activation checkpointing)
+    when gradients are on and there is more than one group: what autograd keeps is then the
+    inputs plus one group's intermediates, not the (T x T) matrices of every chunk."""
+    c, T = chunks.x.shape[2], chunks.x.shape[3]
+    per = max(1, CHECKPOINT_TOKENS // T)
+    if c <= per or not torch.is_grad_enabled():
+        return fn(*chunks.slice(0, c), *([] if extra is None else [extra]))
+    outs = []
+    for lo in range(0, c, per):
+        args = chunks.slice(lo, lo + per) + ([] if extra is None else [extra[:, :, lo : lo + per]])
+        outs.append(checkpoint(fn, *args, use_reentrant=False))
+    return torch.cat(outs, dim=2)
+
+
+def mamba3_chunked(
+    x: Tensor,
+    a: Tensor,
+    gamma: Tensor,
+    beta: Tensor | None,
+    B: Tensor,
+    C: Tensor,
+    theta: Tensor | None,
+    signed: bool = False,
+    chunk: int = DEFAULT_CHUNK,
+) -> tuple[Tensor, State]:
+    """Chunked form with the signature of `mamba3_ref` (from the zero state)."""
+    b, L, H, P, R = x.shape
+    final: State = {}
+    angle = None
+    if theta is not None:
+        phi = theta.cumsum(1)  # (b, L, G, N/2)
+        final["angle"] = phi[:, -1]
+        angle = _per_head(phi, H)  # (b, L, H, N/2)
+    if beta is not None:
+        final["x_prev"] = x[:, -1]
+        final["B_prev"] = _rotated(B[:, -1], None if angle is None else angle[:, -1])
+        beta_next = F.pad(beta[:, 1:], (0, 0, 0, 1))  # β_{t+1}, 0 after the last step
+        sigma = gamma + beta_next
+    else:
+        beta_next, sigma = None, gamma
+    log_abs, neg = _log_transition(a, signed)
+
+    T = min(chunk, L)
+    pad = -L % T  # padded steps: α = 1 and no input, so the state passes through unchanged
+    c = (L + pad) // T
+
+    def chunks(t: Tensor | None) -> Tensor | None:  # (b, L, H, ...) -> (b, H, c, T, ...)
+        if t is None:
+            return None
+        t = F.pad(t, (0, 0) * (t.dim() - 3) + (0, 0, 0, pad))
+        return t.reshape(b, c, T, H, *t.shape[3:]).transpose(1, 3).transpose(2, 3)
+
+    parts = _Chunks(
+        chunks(x), chunks(B), chunks(C), chunks(angle), chunks(log_abs), chunks(neg),
+        chunks(sigma), chunks(beta_next),
+    )  # fmt: skip
+    states = _in_groups(_chunk_states, parts, None)  # (b, H, c, P, N)
+    # states passed across chunks with the whole-chunk transitions.
+    totals = F.pad(parts.log_abs.sum(-1), (1, 0))  # (b, H, c + 1)
+    neg_totals = None if neg is None else F.pad(parts.neg.sum(-1), (1, 0))
+    carried = _decay_matrix(totals, neg_totals) @ F.pad(states, (0, 0, 0, 0, 1, 0)).flatten(-2)
+    carried = carried.view(b, H, c + 1, P, -1)  # [k] = state after chunk k-1
+    y = _in_groups(_chunk_outputs, parts, carried[:, :, :-1])  # (b, H, c, T, P, R)
+    y = y.permute(0, 2, 3, 1, 4, 5).reshape(b, c * T, H, P, R)[:, :L]
+    final["ssm"] = carried[:, :, -1]
+    return y, final
