@@ -42,16 +42,19 @@ def test_the_dry_run_runs_every_step(dry) -> None:
     conformance = steps["conformance"]
     assert conformance["device"] == "cpu" and conformance["passed"] == conformance["total"] >= 4
 
-    for name in ("mamba", "mamba2"):  # on CPU the "kernel" path is our torch scan: equal
+    # On CPU the "kernel" is our C scan where a compiler exists (else the torch scan itself):
+    # it must agree with the torch scan within the stated tolerances.
+    cpu_paths = {"torch-scan", "c-native"}
+    for name in ("mamba", "mamba2"):
         agreement = steps["agreement"][name]
-        assert agreement["kernel_path"] == "torch-scan" and agreement["within_tolerance"]
-        assert agreement["relative_error"] == {"output": 0.0, "state": 0.0, "grad": 0.0}
+        assert agreement["kernel_path"] in cpu_paths and agreement["within_tolerance"], agreement
+        assert set(agreement["relative_error"]) == {"output", "state", "grad"}
     assert steps["agreement"]["pytest"]["exit_code"] == 0  # ran, and skipped without CUDA
 
     presets = steps["bf16"]["presets"]
     assert {"mha", "mamba", "mamba2", "lru"} <= set(presets)
     assert all(p["status"] == "ok" for p in presets.values()), presets
-    assert set(presets["mamba"]["kernel_paths"].values()) == {"torch-scan"}
+    assert set(presets["mamba"]["kernel_paths"].values()) <= cpu_paths
     assert steps["bf16"]["mamba_ssm"]["selective_scan_cuda"] is False
 
     mfu = steps["mfu"]["archs"]

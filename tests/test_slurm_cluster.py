@@ -25,6 +25,7 @@ import pytest
 
 from seqbench.harness.launchers import Job, get_launcher
 from seqbench.harness.records import iter_records
+from seqbench.harness.suites import load_builtin
 from tests.cli_helpers import REPO, run_cli, spawn_cli
 from tests.harness_support import CRASH, SLOW, tiny_spec
 from tests.slurm_cluster import unreachable
@@ -33,6 +34,7 @@ from tests.test_harness_slurm import jobs_for
 pytestmark = pytest.mark.slurm
 
 SMOKE = ("run", "--suite", "smoke")
+SMOKE_RUNS = len(load_builtin("smoke").specs)  # every preset on two tasks
 TIMEOUT_SUITE = f"""
 [[grid]]
 arch = "mha"
@@ -42,6 +44,7 @@ d_model = 16
 n_layers = 1
 steps = 5000
 warmup = 0
+early_stop = false
 batch_size = 8
 knobs = {{ sleep_s = 0.05 }}
 overrides = {{ "attention.n_heads" = 2, "attention.n_kv_heads" = 2 }}
@@ -123,7 +126,7 @@ def test_ctrl_c_cancels_the_array_and_leaves_nothing_queued(smoke) -> None:
     lines = slurm("sacct", "-n", "-X", "-P", "-o", "State", "-j", arrays[0]).splitlines()
     assert "CANCELLED" in {line.split()[0] for line in lines}, lines  # "CANCELLED by 0"
     recorded = len(list(iter_records(out)))
-    assert 2 <= recorded < 16
+    assert 2 <= recorded < SMOKE_RUNS
 
 
 def test_a_rerun_resumes_and_equals_a_serial_run(smoke, background) -> None:
@@ -135,7 +138,7 @@ def test_a_rerun_resumes_and_equals_a_serial_run(smoke, background) -> None:
     assert f"{len(before)} run(s) already recorded ok were skipped" in result.stdout
     assert len(array_ids(logs)) == 2  # the interrupted array and this one
     records = {r["run_id"]: r for r in iter_records(out)}
-    assert len(records) == 16 and {r["status"] for r in records.values()} == {"ok"}
+    assert len(records) == SMOKE_RUNS and {r["status"] for r in records.values()} == {"ok"}
     assert all(r["environment"]["torch_threads"] == 1 for r in records.values())
 
     _, stderr = background.serial_proc.communicate(timeout=600)
@@ -151,7 +154,7 @@ def test_a_second_rerun_trains_nothing(smoke) -> None:
     arrays = array_ids(logs)
     result = run_cli(*SMOKE, "--launcher", "slurm", "--out", str(out), env=slurm_env(logs))
     assert result.code == 0, result.stderr
-    assert "16 run(s) already recorded ok were skipped" in result.stdout
+    assert f"{SMOKE_RUNS} run(s) already recorded ok were skipped" in result.stdout
     assert array_ids(logs) == arrays  # nothing submitted
 
 
