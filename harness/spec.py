@@ -154,23 +154,14 @@ def short_name(name: str) -> str:
 
 
 # -- typed coercion --------------------------------------------------------------------------------
-_INT_FIELDS = {
-    "seq_len",
-    "d_model",
-    "n_layers",
-    "steps",
-    "batch_size",
-    "warmup",
-    "eval_every",
-    "val_examples",
-    "test_examples",
-    "long_test_examples",
-    "attention_eval_cap",
-    "seed",
-}
-_FLOAT_FIELDS = {"lr", "weight_decay", "grad_clip", "beta1", "beta2", "eps", "momentum"}
-_STR_FIELDS = {"arch", "task", "optimizer", "schedule", "device", "dtype"}
-_NULLABLE = {"d_model", "n_layers", "warmup", "long_test_examples", "attention_eval_cap"}
+# Derived from the two declarations, never listed by hand: the dataclass's annotations say
+# which fields are strings and which may be None, the bounds table (harness/bounds.py) which
+# numeric fields are integers and which are numbers.
+_NUMERIC = [n for n in BOUND_FIELDS if n != "eval_lengths"]
+_INT_FIELDS = {n for n in _NUMERIC if bounds.bound(n).integer}
+_FLOAT_FIELDS = {n for n in _NUMERIC if not bounds.bound(n).integer}
+_STR_FIELDS = {f.name for f in dataclasses.fields(RunSpec) if f.type == "str"}
+_NULLABLE = {f.name for f in dataclasses.fields(RunSpec) if str(f.type).endswith("| None")}
 
 
 def _coerce(key: str, value: Any, where: str) -> Any:
