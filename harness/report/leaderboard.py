@@ -114,6 +114,18 @@ def code_versions(group: pd.DataFrame) -> str:
     return " + ".join(seen)
 
 
+def is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def matches(column: pd.Series, value: object) -> pd.Series:
+    """Rows whose `column` equals a group key; a missing key (a knob or override only some
+    runs set) matches the rows where it is missing, whether stored as None or NaN."""
+    if is_missing(value):
+        return column.map(is_missing)
+    return column.astype(str) == str(value)
+
+
 def task_table(best: pd.DataFrame, tried: pd.DataFrame) -> Table:
     extra = varying_columns(best)
     keys = ["arch", *extra]
@@ -125,7 +137,7 @@ def task_table(best: pd.DataFrame, tried: pd.DataFrame) -> Table:
         ok = group[group["status"] == "ok"]
         same = tried
         for column, value in zip(keys, key, strict=True):
-            same = same[same[column].astype(str) == str(value)]
+            same = same[matches(same[column], value)]
         test = rate_ci(ok, "test_accuracy")
         row = {
             "_sort": -test.mean if test.n else float("inf"),
