@@ -42,7 +42,7 @@ from seqbench.architectures.ssm_parts import (
     check_dt_range,
     choice,
     dt_bias_init,
-    inner_width,
+    head_layout,
     no_weight_decay,
     positive_int,
     scan_dtype,
@@ -79,14 +79,9 @@ class Mamba2(nn.Module):
         super().__init__()
         self.layer_idx = layer_idx
         self.d_state = positive_int("d_state", d_state)
-        self.d_inner = inner_width(d_model, expand)
-        self.headdim = positive_int("headdim", headdim)
-        self.ngroups = positive_int("ngroups", ngroups)
-        if self.d_inner % headdim:
-            raise UserError(f"headdim={headdim} does not divide d_inner={self.d_inner}")
-        self.nheads = self.d_inner // headdim
-        if self.nheads % ngroups:
-            raise UserError(f"ngroups={ngroups} does not divide the {self.nheads} heads")
+        self.d_inner, self.headdim, self.ngroups, self.nheads = head_layout(
+            d_model, expand, headdim, ngroups
+        )
         lo, hi = _range("A_init_range", A_init_range)
         check_dt_range(dt_min, dt_max, dt_init_floor)
         self.impl = choice("mamba2 impl", impl, IMPLS)

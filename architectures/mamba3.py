@@ -48,7 +48,7 @@ from seqbench.architectures.ssm_parts import (
     check_dt_range,
     choice,
     dt_bias_init,
-    inner_width,
+    head_layout,
     positive_int,
     scan_dtype,
 )
@@ -95,14 +95,9 @@ class Mamba3(nn.Module):
         super().__init__()
         self.layer_idx = layer_idx
         self.d_state = positive_int("d_state", d_state)
-        self.d_inner = inner_width(d_model, expand)
-        self.headdim = positive_int("headdim", headdim)
-        self.ngroups = positive_int("ngroups", ngroups)
-        if self.d_inner % headdim:
-            raise UserError(f"headdim={headdim} does not divide d_inner={self.d_inner}")
-        self.nheads = self.d_inner // headdim
-        if self.nheads % ngroups:
-            raise UserError(f"ngroups={ngroups} does not divide the {self.nheads} heads")
+        self.d_inner, self.headdim, self.ngroups, self.nheads = head_layout(
+            d_model, expand, headdim, ngroups
+        )
         if isinstance(mimo_rank, bool) or not isinstance(mimo_rank, int) or mimo_rank < 0:
             raise UserError(f"mimo_rank must be 0 (SISO) or a positive integer, got {mimo_rank!r}")
         self.mimo_rank = mimo_rank

@@ -108,3 +108,19 @@ class CausalConv1d(nn.Module):
         if self.conv.bias is not None:
             y_t = y_t + self.conv.bias
         return y_t, window[:, :, 1:]
+
+
+def head_layout(
+    d_model: int, expand: float, headdim: int, ngroups: int
+) -> tuple[int, int, int, int]:
+    """(d_inner, headdim, ngroups, nheads) of a Mamba-2-style block (Mamba-2, Mamba-3): heads of
+    `headdim` channels tile d_inner, and B/C groups tile the heads; one-line errors otherwise."""
+    d_inner = inner_width(d_model, expand)
+    positive_int("headdim", headdim)
+    positive_int("ngroups", ngroups)
+    if d_inner % headdim:
+        raise UserError(f"headdim={headdim} does not divide d_inner={d_inner}")
+    nheads = d_inner // headdim
+    if nheads % ngroups:
+        raise UserError(f"ngroups={ngroups} does not divide the {nheads} heads")
+    return d_inner, headdim, ngroups, nheads
