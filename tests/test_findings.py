@@ -31,9 +31,10 @@ def invoke(args: list[str]):
 
 def record(arch: str, task: str, acc: float, *, seed: int, seq_len: int = 64,
            rising: bool = False, knobs: dict | None = None, lengths: dict | None = None,
-           d_state: int | None = None) -> dict[str, Any]:  # fmt: skip
+           d_state: int | None = None,
+           overrides: dict | None = None) -> dict[str, Any]:  # fmt: skip
     """An ok run whose learning curve plateaus at `acc` (or is still `rising` at the end)."""
-    overrides = {"mamba.d_state": d_state} if d_state else {}
+    overrides = {**({"mamba.d_state": d_state} if d_state else {}), **(overrides or {})}
     spec = RunSpec(arch=arch, task=task, seq_len=seq_len, d_model=64, n_layers=2, steps=400,
                    batch_size=16, lr=1e-3, seed=seed, knobs=knobs or {"vocab_size": 16},
                    overrides=overrides, eval_lengths=sorted(lengths or {}),
@@ -115,6 +116,21 @@ def test_findings_about_absent_architectures_read_not_measured(tmp_path):
     assert "mamba3" in result.settings[0].observed and "mamba 0.50" in result.settings[0].observed
     # and a finding whose tasks were not run at all
     assert verdicts(tmp_path, records)["moe-memorization"].verdict == NOT_MEASURED
+
+
+def test_the_negative_eigenvalue_knob_makes_a_configuration_signed(tmp_path):
+    """Grazzi et al.'s knob on a mixer counts as a signed transition: a parity setting with only
+    that variant and the positive-decay models is judged, not "not measured" (two settings:
+    one is never a verdict)."""
+    knobs = {"vocab_size": 2}
+    neg = {"mamba3.allow_neg_eigval": True, "mamba3.use_rope": False}
+    records = []
+    for length in (16, 32):
+        records += seeds("mamba3", "parity", 1.0, seq_len=length, knobs=knobs, overrides=neg)
+        records += seeds("mamba2", "parity", 0.55, seq_len=length, knobs=knobs)
+    result = verdicts(tmp_path, records)["grazzi-state-tracking"]
+    assert result.verdict == SUPPORTED, result.settings
+    assert "allow_neg_eigval" in result.settings[0].observed
 
 
 def test_induction_reads_long_lengths_and_skips_attention_oom(tmp_path):

@@ -50,6 +50,15 @@ FIXED_STATE = (
 # Recurrences whose transition can be negative or complex and input-dependent (Grazzi et al.).
 SIGNED_TRANSITION = ("mamba3", "deltanet", "gated_deltanet")
 POSITIVE_DECAY = ("mamba", "mamba2")
+# Grazzi et al.'s knob: a configuration run with it on is signed whatever its architecture.
+NEGATIVE_EIGENVALUE_KNOB = "allow_neg_eigval=true"
+
+
+def signed_configs(setting: Setting) -> list[Config]:
+    """The signed-transition architectures as published, and every configuration run with
+    Grazzi et al.'s negative-eigenvalue knob on (e.g. mamba3[mamba3.allow_neg_eigval=true])."""
+    knob = [c for c in setting.configs.values() if NEGATIVE_EIGENVALUE_KNOB in c.label.lower()]
+    return [*setting.get(*SIGNED_TRANSITION), *knob]
 
 
 def missing(setting: Setting, *needs: str) -> Outcome:
@@ -187,7 +196,7 @@ def _tokens(value: float) -> str:
 def judge_state_tracking(evidence: Evidence) -> list[Outcome]:
     outcomes = []
     for setting in evidence.settings(STATE_TRACKING):
-        signed, positive = setting.get(*SIGNED_TRANSITION), setting.get(*POSITIVE_DECAY)
+        signed, positive = signed_configs(setting), setting.get(*POSITIVE_DECAY)
         observed = describe([*signed, *positive])
         if not signed or not positive:
             outcome = missing(setting, "a signed-transition recurrence (mamba3, deltanet)",
