@@ -180,3 +180,41 @@ def test_paper_suites_cover_every_finding(name):
     for finding in FINDINGS:
         assert any(t in tasks for t in finding.tasks.names), (finding.name, tasks)
     assert {s.seed for s in specs} >= {0, 1, 2} and len({s.lr for s in specs}) >= 2
+
+
+def mqar_grid(accuracies: dict[str, tuple[float, float]], vocabs=(16, 32)) -> list[dict]:
+    """Runs of each architecture at 4 and 8 pairs (accuracy per pair count), two vocabularies."""
+    records = []
+    for vocab in vocabs:
+        for i, pairs in enumerate((4, 8)):
+            knobs = {"vocab_size": vocab, "num_pairs": pairs}
+            for arch, accs in accuracies.items():
+                records += seeds(arch, "mqar", accs[i], knobs=knobs)
+    return records
+
+
+def test_based_and_delta_rule_orderings(tmp_path):
+    grid = {"mha": (1.0, 1.0), "based": (0.97, 0.96), "hyena": (0.5, 0.4),
+            "deltanet": (1.0, 0.98), "gla": (0.99, 0.97), "retnet": (0.6, 0.5)}  # fmt: skip
+    found = verdicts(tmp_path, mqar_grid(grid))
+    assert found["based-recall"].verdict == SUPPORTED, found["based-recall"].settings
+    assert found["deltanet-recall"].verdict == SUPPORTED, found["deltanet-recall"].settings
+    assert len(found["based-recall"].settings) == 4  # two pair counts x two vocabularies
+
+
+def test_based_far_above_attention_contradicts(tmp_path):
+    grid = {"mha": (0.5, 0.4), "based": (1.0, 1.0), "hyena": (0.3, 0.3)}
+    assert verdicts(tmp_path, mqar_grid(grid))["based-recall"].verdict == CONTRADICTED
+
+
+def test_recall_gap_grows_with_pairs(tmp_path):
+    grid = {"mha": (1.0, 1.0), "lru": (0.85, 0.45)}
+    result = verdicts(tmp_path / "grows", mqar_grid(grid))["recall-gap-pairs"]
+    assert result.verdict == SUPPORTED, result.settings
+    assert len(result.settings) == 2  # the pairs are inside one setting per vocabulary
+    flat = {"mha": (1.0, 1.0), "lru": (0.6, 0.6)}
+    assert verdicts(tmp_path / "flat", mqar_grid(flat))["recall-gap-pairs"].verdict == CONTRADICTED
+    # a model whose state holds every pair has no gap to grow: inconclusive, not contradicted
+    solved = {"mha": (1.0, 1.0), "deltanet": (1.0, 1.0)}
+    result = verdicts(tmp_path / "solved", mqar_grid(solved))["recall-gap-pairs"]
+    assert result.verdict == INCONCLUSIVE and "no gap to grow" in result.settings[0].observed
