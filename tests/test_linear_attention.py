@@ -128,15 +128,16 @@ def test_mixer_chunked_equals_reference_float64(name: str, kwargs: dict) -> None
     assert fast.kernel_path == "torch-scan" and ref.kernel_path == "torch-reference"
 
 
+@pytest.mark.parametrize("prompt", [2, 6])  # 2 < d_conv - 1: a conv window still zero-padded
 @pytest.mark.parametrize(("name", "kwargs"), MIXER_CASES, ids=lambda c: str(c))
-def test_step_and_prefill_equal_forward(name: str, kwargs: dict) -> None:
+def test_step_and_prefill_equal_forward(name: str, kwargs: dict, prompt: int) -> None:
     """Decoding token by token after a prefilled prompt continues the forward pass exactly."""
     fast, _ = _pair(name, chunk=4, **kwargs)
     x = torch.randn(2, 13, 16, generator=_gen(4), dtype=F64)
     y = fast(x)
-    y_pre, state = fast.prefill(x[:, :6])
+    y_pre, state = fast.prefill(x[:, :prompt])
     outs = [y_pre]
-    for t in range(6, 13):
+    for t in range(prompt, 13):
         y_t, state = fast.step(x[:, t], state)
         outs.append(y_t[:, None])
     assert _max_err(torch.cat(outs, dim=1), y) <= 1e-10
