@@ -104,7 +104,9 @@ class MoE(nn.Module):
             sizes = kept_counts.tolist()
         y = self._run_experts(flat.index_select(0, token_sorted), sizes)  # (M, D)
         y = y * gate_sorted[:, None].to(y.dtype)
-        out = torch.zeros_like(flat).index_add(0, token_sorted, y)  # (N, D)
+        # Summed in the input's dtype: under bf16 autocast the experts' matmuls return bf16
+        # while x (and the accumulator) is float32, and index_add takes no mixed dtypes.
+        out = torch.zeros_like(flat).index_add(0, token_sorted, y.to(flat.dtype))  # (N, D)
         if self.shared is not None:
             out = out + self.shared(flat)
 
