@@ -31,8 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqbench.architectures.precision import no_autocast
 from seqbench.architectures.registry import MIXERS
-from seqbench.architectures.ssm_parts import no_autocast, no_weight_decay
+from seqbench.architectures.ssm_parts import no_weight_decay
 from seqbench.errors import UserError
 
 IMPLS = ("fft", "reference")

@@ -24,6 +24,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from seqbench.architectures.precision import no_autocast
 from seqbench.architectures.registry import MIXERS
 from seqbench.architectures.scans import cuda, native
 from seqbench.architectures.scans.linear_scan import (
@@ -35,7 +36,6 @@ from seqbench.architectures.scans.linear_scan import (
 )
 from seqbench.architectures.ssm_parts import (
     choice,
-    no_autocast,
     no_weight_decay,
     positive_int,
     scan_dtype,

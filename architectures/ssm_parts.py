@@ -7,7 +7,6 @@ decoding, its state is the last `width - 1` inputs, so it costs a fixed number o
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -24,18 +23,6 @@ def scan_dtype(t: Tensor) -> torch.dtype:
     float64 copy of a module must stay float64 to serve as an exact reference.
     """
     return torch.float64 if t.dtype == torch.float64 else torch.float32
-
-
-def no_autocast(device_type: str) -> contextlib.AbstractContextManager:
-    """Autocast switched off on devices that have it; nothing elsewhere (meta: counting).
-
-    Why: autocast runs every matmul in bf16 whatever its inputs, so a scan or filter that
-    casts its inputs to float32 still gets bf16 products (and bf16 tensors where an op has no
-    bf16 kernel: `view_as_complex`, cuFFT) unless autocast is off around it.
-    """
-    if device_type in ("cpu", "cuda"):
-        return torch.autocast(device_type, enabled=False)
-    return contextlib.nullcontext()
 
 
 def positive_int(name: str, value: object) -> int:
