@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from seqbench.architectures.attention import attention_reference
 from seqbench.harness.profile import flops
@@ -142,3 +143,28 @@ def test_gqa_model_attention_flops_equal_mha_in_a_profiled_step(torch_2_11_formu
         by_op[arch] = flop_count_step(model, random_tokens(spec, 65, "cpu"))["by_op"]
     assert by_op["gqa"][FLASH] == by_op["mha"][FLASH] == 4 * 64**2 * TINY["d_model"] * 2
     assert by_op["gqa"]["aten.mm"] < by_op["mha"]["aten.mm"]  # smaller key/value projections
+
+
+@pytest.mark.parametrize("groups", [1, 4, 64])
+def test_a_convolution_backward_counts_twice_its_forward_whatever_the_groups(groups) -> None:
+    """Input gradient + weight gradient, each the forward's products; torch's own counter
+    counts a grouped convolution's weight gradient `groups` times (kept only for groups=1)."""
+    C, W, L = 64, 4, 256
+    x = torch.randn(2, C, L, requires_grad=True)  # (B, C, L)
+    w = torch.randn(C, C // groups, W, requires_grad=True)
+    counts = {}
+    for name, mode in (("ours", flop_counter), ("torch", lambda: FlopCounterMode(display=False))):
+        with mode() as counter:
+            F.conv1d(F.pad(x, (W - 1, 0)), w, groups=groups).sum().backward()
+        counts[name] = flops_by_op(counter)
+    forward = 2 * 2 * L * C * (C // groups) * W
+    assert counts["ours"] == {"aten.convolution": forward, "aten.convolution_backward": 2 * forward}
+    torch_backward = forward + groups * forward  # input gradient + the dense weight gradient
+    assert counts["torch"]["aten.convolution_backward"] == torch_backward
+
+
+def test_mamba_step_counts_its_depthwise_convolution_backward_as_twice_the_forward() -> None:
+    """The PyTorch path, as on CUDA without causal-conv1d (the CPU's C kernel fuses the conv)."""
+    spec = make_spec("train", "mamba", {**TINY, "mamba.impl": "torch"}, 64, PointOptions())
+    by_op = flop_count_step(build_model(spec, "cpu"), random_tokens(spec, 65, "cpu"))["by_op"]
+    assert by_op["aten.convolution_backward"] == 2 * by_op["aten.convolution"] > 0

@@ -9,7 +9,8 @@ What torch counts (checked in tests/test_profile_flops.py):
   *ignoring the causal mask* (`is_causal=True` is counted as full L², though a causal kernel
   needs about half); the explicit-softmax path computes the full L×L products anyway.
 
-Two gaps fixed here, by formulas of our own for every fused attention op (`SDPA_OPS`):
+Three gaps fixed here, by formulas of our own (`CUSTOM_FORMULAS`). For every fused
+attention op (`SDPA_OPS`):
 - torch 2.x has no formula for the CPU flash kernel
   (`aten._scaled_dot_product_flash_attention_for_cpu` and its backward), so on CPU a fused
   attention layer would count zero;
@@ -22,6 +23,13 @@ Two gaps fixed here, by formulas of our own for every fused attention op (`SDPA_
   expanded), as torch 2.13 does: attention's products never depend on how many key/value
   heads are shared.
 Dense (B, H, L, hd) inputs only, which is all `architectures/attention.py` passes.
+
+And for `convolution_backward`: torch counts the weight gradient of a grouped convolution as
+if it were dense, `groups` times too many (torch 2.11 and 2.13). The depthwise causal
+convolutions of Mamba, Mamba-2/3, Hyena and the linear-attention family have groups =
+channels, so their backward counted hundreds of times the forward: 64% of a d_model 1024
+Mamba-2 step's counted FLOPs on the H200 (docs/gpu.md). Ours divides that term by `groups`;
+ungrouped convolutions keep torch's count.
 """
 
 from __future__ import annotations
@@ -30,7 +38,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+from torch.utils.flop_counter import (
+    FlopCounterMode,
+    conv_backward_flop,
+    sdpa_backward_flop_count,
+    sdpa_flop_count,
+)
 
 aten = torch.ops.aten
 
@@ -57,6 +70,20 @@ def sdpa_backward_flops(
     )
 
 
+def conv_backward_flops(
+    grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation, transposed,
+    output_padding, groups, output_mask, out_shape=None, **kw,
+) -> int:  # fmt: skip
+    """torch's count of a convolution's backward, its weight-gradient term divided by `groups`
+    (the dense count of a grouped convolution's weight gradient, exactly `groups` times too
+    many); the input-gradient term is torch's own, which is right for any groups."""
+    args = (grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation, transposed)
+    args += (output_padding, groups)
+    grad_input = conv_backward_flop(*args, [output_mask[0], False, False], out_val=out_shape)
+    grad_weight = conv_backward_flop(*args, [False, output_mask[1], False], out_val=out_shape)
+    return grad_input + grad_weight // groups
+
+
 # The fused attention kernels of CPU and CUDA (those this torch has), each with its backward.
 SDPA_OPS = (
     "_scaled_dot_product_flash_attention_for_cpu",
@@ -70,11 +97,11 @@ CUSTOM_FORMULAS: dict[Any, Callable[..., int]] = {
     for name in SDPA_OPS
     for part, formula in (("", sdpa_forward_flops), ("_backward", sdpa_backward_flops))
     if hasattr(aten, name + part)
-}
+} | {aten.convolution_backward: conv_backward_flops}
 
 
 def flop_counter() -> FlopCounterMode:
-    """A silent FlopCounterMode with our formulas for every fused attention kernel."""
+    """A silent FlopCounterMode with our formulas (fused attention, convolution backward)."""
     return FlopCounterMode(display=False, custom_mapping=CUSTOM_FORMULAS)
 
 
