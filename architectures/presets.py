@@ -269,16 +269,20 @@ register_preset(
     mixer_kwargs={"gated_deltanet": dict(HALF_KEYS)},
 )
 
-# Based (Arora et al. 2024): linear attention with the 2nd-order Taylor feature map for global,
-# approximate recall, alternating with exact sliding-window attention over the last 64 tokens.
+# Based (Arora et al. 2024) = Taylor linear attention + short convolutions + sliding-window
+# attention: linear attention with the 2nd-order Taylor feature map for global, approximate
+# recall, whose q/k/v pass width-4 causal short convs (the token shift recall needs: without
+# them the first layer has no positional signal and MQAR stays near chance), alternating with
+# exact sliding-window attention over the last 64 tokens. The paper's short convs are gated
+# convolution layers of their own; here they sit on the linear layer's projections, as DeltaNet's.
 register_preset(
     "based",
     "linear-attention",
-    "Based: taylor2 linear attention (feature dim solved to match mha, 16 at d_model 64) "
-    "alternating with 64-token window attention, SwiGLU",
+    "Based: taylor2 linear attention with width-4 short convs on q/k/v (feature dim solved to "
+    "match mha, 15 at d_model 64) alternating with 64-token window attention, SwiGLU",
     layer_pattern=("linear_attention", "attention"),
     mixer_kwargs={
-        "linear_attention": {"feature_map": "taylor2", "feature_dim": 16},
+        "linear_attention": {"feature_map": "taylor2", "feature_dim": 16, "d_conv": 4},
         "attention": {"n_heads": 8, "n_kv_heads": 8, "window": SWA_WINDOW},
     },
     match=("linear_attention.feature_dim",),

@@ -31,9 +31,10 @@ def invoke(args: list[str]):
 
 def record(arch: str, task: str, acc: float, *, seed: int, seq_len: int = 64,
            rising: bool = False, knobs: dict | None = None, lengths: dict | None = None,
-           d_state: int | None = None) -> dict[str, Any]:  # fmt: skip
+           d_state: int | None = None,
+           overrides: dict | None = None) -> dict[str, Any]:  # fmt: skip
     """An ok run whose learning curve plateaus at `acc` (or is still `rising` at the end)."""
-    overrides = {"mamba.d_state": d_state} if d_state else {}
+    overrides = {**({"mamba.d_state": d_state} if d_state else {}), **(overrides or {})}
     spec = RunSpec(arch=arch, task=task, seq_len=seq_len, d_model=64, n_layers=2, steps=400,
                    batch_size=16, lr=1e-3, seed=seed, knobs=knobs or {"vocab_size": 16},
                    overrides=overrides, eval_lengths=sorted(lengths or {}),
@@ -117,6 +118,21 @@ def test_findings_about_absent_architectures_read_not_measured(tmp_path):
     assert verdicts(tmp_path, records)["moe-memorization"].verdict == NOT_MEASURED
 
 
+def test_the_negative_eigenvalue_knob_makes_a_configuration_signed(tmp_path):
+    """Grazzi et al.'s knob on a mixer counts as a signed transition: a parity setting with only
+    that variant and the positive-decay models is judged, not "not measured" (two settings:
+    one is never a verdict)."""
+    knobs = {"vocab_size": 2}
+    neg = {"mamba3.allow_neg_eigval": True, "mamba3.use_rope": False}
+    records = []
+    for length in (16, 32):
+        records += seeds("mamba3", "parity", 1.0, seq_len=length, knobs=knobs, overrides=neg)
+        records += seeds("mamba2", "parity", 0.55, seq_len=length, knobs=knobs)
+    result = verdicts(tmp_path, records)["grazzi-state-tracking"]
+    assert result.verdict == SUPPORTED, result.settings
+    assert "allow_neg_eigval" in result.settings[0].observed
+
+
 def test_induction_reads_long_lengths_and_skips_attention_oom(tmp_path):
     records = []
     for length, vocab in ((32, 16), (64, 32)):
@@ -164,3 +180,41 @@ def test_paper_suites_cover_every_finding(name):
     for finding in FINDINGS:
         assert any(t in tasks for t in finding.tasks.names), (finding.name, tasks)
     assert {s.seed for s in specs} >= {0, 1, 2} and len({s.lr for s in specs}) >= 2
+
+
+def mqar_grid(accuracies: dict[str, tuple[float, float]], vocabs=(16, 32)) -> list[dict]:
+    """Runs of each architecture at 4 and 8 pairs (accuracy per pair count), two vocabularies."""
+    records = []
+    for vocab in vocabs:
+        for i, pairs in enumerate((4, 8)):
+            knobs = {"vocab_size": vocab, "num_pairs": pairs}
+            for arch, accs in accuracies.items():
+                records += seeds(arch, "mqar", accs[i], knobs=knobs)
+    return records
+
+
+def test_based_and_delta_rule_orderings(tmp_path):
+    grid = {"mha": (1.0, 1.0), "based": (0.97, 0.96), "hyena": (0.5, 0.4),
+            "deltanet": (1.0, 0.98), "gla": (0.99, 0.97), "retnet": (0.6, 0.5)}  # fmt: skip
+    found = verdicts(tmp_path, mqar_grid(grid))
+    assert found["based-recall"].verdict == SUPPORTED, found["based-recall"].settings
+    assert found["deltanet-recall"].verdict == SUPPORTED, found["deltanet-recall"].settings
+    assert len(found["based-recall"].settings) == 4  # two pair counts x two vocabularies
+
+
+def test_based_far_above_attention_contradicts(tmp_path):
+    grid = {"mha": (0.5, 0.4), "based": (1.0, 1.0), "hyena": (0.3, 0.3)}
+    assert verdicts(tmp_path, mqar_grid(grid))["based-recall"].verdict == CONTRADICTED
+
+
+def test_recall_gap_grows_with_pairs(tmp_path):
+    grid = {"mha": (1.0, 1.0), "lru": (0.85, 0.45)}
+    result = verdicts(tmp_path / "grows", mqar_grid(grid))["recall-gap-pairs"]
+    assert result.verdict == SUPPORTED, result.settings
+    assert len(result.settings) == 2  # the pairs are inside one setting per vocabulary
+    flat = {"mha": (1.0, 1.0), "lru": (0.6, 0.6)}
+    assert verdicts(tmp_path / "flat", mqar_grid(flat))["recall-gap-pairs"].verdict == CONTRADICTED
+    # a model whose state holds every pair has no gap to grow: inconclusive, not contradicted
+    solved = {"mha": (1.0, 1.0), "deltanet": (1.0, 1.0)}
+    result = verdicts(tmp_path / "solved", mqar_grid(solved))["recall-gap-pairs"]
+    assert result.verdict == INCONCLUSIVE and "no gap to grow" in result.settings[0].observed

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqbench.architectures import MIXERS, LanguageModel, ModelConfig, build_config, state_bytes
+from seqbench.architectures.conformance import check_sequence_mixer
 from seqbench.architectures.gla import LOG_ALPHA_FLOOR
 from seqbench.architectures.linear_parts import feature_map
 from seqbench.architectures.model import count_parameters
@@ -102,6 +103,8 @@ def _pair(name: str, **kwargs) -> tuple[nn.Module, nn.Module]:
 MIXER_CASES = [(n, {}) for n in FAMILY] + [
     ("linear_attention", {"feature_map": "taylor2", "feature_dim": 3}),
     ("linear_attention", {"feature_map": "relu", "normalize": False}),
+    ("linear_attention", {"feature_map": "taylor2", "feature_dim": 3, "d_conv": 4}),
+    ("linear_attention", {"d_conv": 4}),
 ]
 
 
@@ -125,26 +128,55 @@ def test_mixer_chunked_equals_reference_float64(name: str, kwargs: dict) -> None
     assert fast.kernel_path == "torch-scan" and ref.kernel_path == "torch-reference"
 
 
+@pytest.mark.parametrize("prompt", [2, 6])  # 2 < d_conv - 1: a conv window still zero-padded
 @pytest.mark.parametrize(("name", "kwargs"), MIXER_CASES, ids=lambda c: str(c))
-def test_step_and_prefill_equal_forward(name: str, kwargs: dict) -> None:
+def test_step_and_prefill_equal_forward(name: str, kwargs: dict, prompt: int) -> None:
     """Decoding token by token after a prefilled prompt continues the forward pass exactly."""
     fast, _ = _pair(name, chunk=4, **kwargs)
     x = torch.randn(2, 13, 16, generator=_gen(4), dtype=F64)
     y = fast(x)
-    y_pre, state = fast.prefill(x[:, :6])
+    y_pre, state = fast.prefill(x[:, :prompt])
     outs = [y_pre]
-    for t in range(6, 13):
+    for t in range(prompt, 13):
         y_t, state = fast.step(x[:, t], state)
         outs.append(y_t[:, None])
     assert _max_err(torch.cat(outs, dim=1), y) <= 1e-10
 
 
-@pytest.mark.parametrize("name", FAMILY)
-def test_state_bytes_do_not_grow_with_context(name: str) -> None:
-    mixer = MIXERS.get(name)(16, impl="chunked")
+STATE_CASES = [(n, {}) for n in FAMILY] + [("linear_attention", {"d_conv": 4})]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), STATE_CASES, ids=lambda c: str(c))
+def test_state_bytes_do_not_grow_with_context(name: str, kwargs: dict) -> None:
+    mixer = MIXERS.get(name)(16, impl="chunked", **kwargs)
     with torch.no_grad():
         sizes = {n: state_bytes(mixer.prefill(torch.randn(1, n, 16))[1]) for n in (64, 4096)}
     assert sizes[64] == sizes[4096] > 0
+
+
+def test_short_convs_are_optional_and_carried_in_the_decode_state() -> None:
+    """d_conv 0 is the plain layer (no conv parameters, S only); d_conv 4 adds three depthwise
+    convs and their windows of the last 3 inputs, and makes the layer order-aware: a causal sum
+    of φ(k) vᵀ alone cannot tell which of two tokens came first."""
+    plain, conv = (MIXERS.get("linear_attention")(16, d_conv=w).double() for w in (0, 4))
+    extra = sum(p.numel() for p in conv.parameters()) - sum(p.numel() for p in plain.parameters())
+    assert extra == 3 * 16 * 4  # q, k, v: 16 channels each, width 4, no bias
+    assert set(plain.init_state(2, device="cpu", dtype=F64)) == {"S"}
+    state = conv.init_state(2, device="cpu", dtype=F64)
+    assert set(state) == {"S", "conv_q", "conv_k", "conv_v"}
+    assert state["conv_k"].shape == (2, 16, 3)
+    x = torch.randn(1, 6, 16, generator=_gen(9), dtype=F64)
+    swapped = x[:, [1, 0, 2, 3, 4, 5]]  # the first two tokens swapped
+    with torch.no_grad():
+        assert _max_err(plain(x)[:, 2:], plain(swapped)[:, 2:]) <= 1e-12
+        assert _max_err(conv(x)[:, 2:], conv(swapped)[:, 2:]) > 1e-3
+
+
+def test_linear_attention_with_short_convs_passes_the_conformance_gate() -> None:
+    cls = MIXERS.get("linear_attention")
+    report = check_sequence_mixer(lambda: cls(64, layer_idx=0, d_conv=4), "linear_attention")
+    assert report.passed, report.format()
+    assert report.state_bytes[64] == report.state_bytes[256] > 0
 
 
 def test_taylor2_feature_map_is_second_order_exp() -> None:
@@ -226,6 +258,8 @@ def test_taylor2_linear_attention_composes_with_attention_layers() -> None:
     ("name", "kwargs", "message"),
     [
         ("linear_attention", {"feature_map": "softmax"}, "feature_map must be one of"),
+        ("linear_attention", {"d_conv": -1}, "d_conv must be a non-negative integer"),
+        ("linear_attention", {"d_conv": 2.5}, "d_conv must be a non-negative integer"),
         ("gla", {"chunk": 64}, "chunk must be at most 32"),
         ("retnet", {"n_heads": 3}, "do not split"),
         ("deltanet", {"impl": "loop"}, "impl must be one of"),

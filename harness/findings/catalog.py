@@ -20,8 +20,14 @@ from seqbench.harness.findings.base import (
     TaskSelector,
 )
 from seqbench.harness.findings.evidence import Config, describe
+from seqbench.harness.findings.recall_orderings import (
+    MQAR,
+    judge_based,
+    judge_delta_rule,
+    judge_pairs_gap,
+)
 from seqbench.harness.findings.rules import above, at_least, below, close, combine, gate
-from seqbench.harness.findings.select import Evidence, Setting
+from seqbench.harness.findings.select import Evidence, Setting, missing
 
 # Task selections by the tags task classes declare (`seqbench list tasks`).
 RECALL = TaskSelector(
@@ -50,11 +56,15 @@ FIXED_STATE = (
 # Recurrences whose transition can be negative or complex and input-dependent (Grazzi et al.).
 SIGNED_TRANSITION = ("mamba3", "deltanet", "gated_deltanet")
 POSITIVE_DECAY = ("mamba", "mamba2")
+# Grazzi et al.'s knob: a configuration run with it on is signed whatever its architecture.
+NEGATIVE_EIGENVALUE_KNOB = "allow_neg_eigval=true"
 
 
-def missing(setting: Setting, *needs: str) -> Outcome:
-    have = ", ".join(setting.configs) or "no runs"
-    return Outcome(NOT_MEASURED, f"needs {' and '.join(needs)} (has: {have})", setting.label)
+def signed_configs(setting: Setting) -> list[Config]:
+    """The signed-transition architectures as published, and every configuration run with
+    Grazzi et al.'s negative-eigenvalue knob on (e.g. mamba3[mamba3.allow_neg_eigval=true])."""
+    knob = [c for c in setting.configs.values() if NEGATIVE_EIGENVALUE_KNOB in c.label.lower()]
+    return [*setting.get(*SIGNED_TRANSITION), *knob]
 
 
 def judged(setting: Setting, configs: list[Config], parts: list[str], observed: str) -> Outcome:
@@ -187,7 +197,7 @@ def _tokens(value: float) -> str:
 def judge_state_tracking(evidence: Evidence) -> list[Outcome]:
     outcomes = []
     for setting in evidence.settings(STATE_TRACKING):
-        signed, positive = setting.get(*SIGNED_TRANSITION), setting.get(*POSITIVE_DECAY)
+        signed, positive = signed_configs(setting), setting.get(*POSITIVE_DECAY)
         observed = describe([*signed, *positive])
         if not signed or not positive:
             outcome = missing(setting, "a signed-transition recurrence (mamba3, deltanet)",
@@ -384,6 +394,49 @@ FINDINGS: tuple[Finding, ...] = (
         f"per setting: active parameters within {M.active_tolerance:.0%}, then mha-moe's "
         f"interval disjoint above mha's with mean gap ≥ {M.far}",
         judge_moe,
+    ),
+    Finding(
+        "based-recall",
+        "Arora et al. 2024, Based (arXiv:2402.18668); Zoology (arXiv:2312.04927)",
+        "On MQAR at equal width, attention ≥ Based (Taylor linear attention + short convolutions "
+        "+ sliding-window attention) > gated convolutions (Hyena).",
+        MQAR,
+        "mqar at two or more pair counts (the recall suite); mha, based, hyena",
+        "mha ≥ based, based far above hyena",
+        f"per setting: mha's mean no more than {M.close} under based's with overlapping or "
+        f"higher intervals (contradicted when based's lower bound is over {M.close} above mha's "
+        f"upper), and based far above hyena (gap ≥ {M.far}, disjoint)",
+        judge_based,
+        suites=("recall",),
+    ),
+    Finding(
+        "deltanet-recall",
+        "Yang et al. 2024, DeltaNet (arXiv:2406.06484)",
+        "The delta rule recalls at least as well as decay-only linear recurrences (GLA, RetNet) "
+        "on MQAR.",
+        MQAR,
+        "mqar at two or more pair counts (the recall suite); deltanet vs gla, retnet",
+        "deltanet ≥ gla and deltanet ≥ retnet",
+        f"per setting and rival: deltanet's mean no more than {M.close} under the rival's with "
+        f"overlapping or higher intervals (contradicted when the rival's lower bound is over "
+        f"{M.close} above deltanet's upper)",
+        judge_delta_rule,
+        suites=("recall",),
+    ),
+    Finding(
+        "recall-gap-pairs",
+        "Arora et al. 2023, Zoology (arXiv:2312.04927)",
+        "Attention's lead over fixed-state models on MQAR grows with the number of key-value "
+        "pairs.",
+        MQAR,
+        "mqar at two or more pair counts, same length and vocabulary; mha vs every linear "
+        "recurrence run (based, the linear-attention family, mamba2/3, lru)",
+        f"(mha − model) at the most pairs ≥ (mha − model) at the fewest + {M.far}",
+        f"per model: the growth of the gap from the intervals' least favourable ends > 0 and "
+        f"its mean ≥ {M.far} (contradicted when even the most favourable ends give < "
+        f"{M.far}); a model that solves the most pairs (≥ {M.solved}) leaves it inconclusive",
+        judge_pairs_gap,
+        suites=("recall",),
     ),
 )
 

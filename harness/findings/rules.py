@@ -9,6 +9,11 @@ means, with the margins of `base.MARGINS`:
 - `close(a, b)`: a is close to b. Supported when the means differ by at most `close` and the
   intervals overlap; contradicted when b's lower bound exceeds a's upper bound by more than
   `close`.
+- `not_below(a, b)`: a is at least as good as b ("a ≥ b"): supported when a's mean is no more
+  than `close` under b's and the intervals overlap or a's lies above; contradicted when b's
+  lower bound exceeds a's upper bound by more than `close`.
+- `gap_grows(a_few, b_few, a_many, b_many)`: a's lead over b is larger in the harder setting
+  by at least `far`, from the most and least favourable ends of the four intervals.
 - `at_least(a, level)` / `below(a, level)`: a's interval wholly at or above / below a level;
   the opposite side for contradicted.
 
@@ -49,6 +54,32 @@ def close(a: Config, b: Config, length: int | None = None) -> str:
     if abs(ca.mean - cb.mean) <= MARGINS.close and a_low <= b_high and b_low <= a_high:
         return SUPPORTED
     if b_low - a_high > MARGINS.close:
+        return CONTRADICTED
+    return INCONCLUSIVE
+
+
+def not_below(a: Config, b: Config, length: int | None = None) -> str:
+    ca, cb = a.accuracy(length), b.accuracy(length)
+    a_high, b_low = ca.bounds()[1], cb.bounds()[0]
+    if b_low - a_high > MARGINS.close:
+        return CONTRADICTED
+    if ca.mean >= cb.mean - MARGINS.close and a_high >= b_low:
+        return SUPPORTED
+    return INCONCLUSIVE
+
+
+def gap_grows(a_few: Config, b_few: Config, a_many: Config, b_many: Config) -> str:
+    """(a − b) at `many` exceeds (a − b) at `few` by ≥ `far`: supported when even the least
+    favourable ends of the intervals give a growth above 0 and the means give ≥ `far`;
+    contradicted when even the most favourable ends give less than `far`."""
+    (af_lo, af_hi), (bf_lo, bf_hi) = a_few.accuracy().bounds(), b_few.accuracy().bounds()
+    (am_lo, am_hi), (bm_lo, bm_hi) = a_many.accuracy().bounds(), b_many.accuracy().bounds()
+    mean = (a_many.accuracy().mean - b_many.accuracy().mean) - (
+        a_few.accuracy().mean - b_few.accuracy().mean
+    )
+    if (am_lo - bm_hi) - (af_hi - bf_lo) > 0 and mean >= MARGINS.far:
+        return SUPPORTED
+    if (am_hi - bm_lo) - (af_lo - bf_hi) < MARGINS.far:
         return CONTRADICTED
     return INCONCLUSIVE
 

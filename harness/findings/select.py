@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from seqbench.harness.findings.base import TaskSelector
+from seqbench.harness.findings.base import NOT_MEASURED, Outcome, TaskSelector
 from seqbench.harness.findings.evidence import Config
 from seqbench.harness.report import fmt
 
@@ -36,6 +36,12 @@ class Setting:
     def variants(self, arch: str) -> list[Config]:
         """Every configuration of `arch` (plain and with overrides)."""
         return [c for c in self.configs.values() if c.arch == arch]
+
+
+def missing(setting: Setting, *needs: str) -> Outcome:
+    """The outcome of a setting that lacks the runs a rule needs."""
+    have = ", ".join(setting.configs) or "no runs"
+    return Outcome(NOT_MEASURED, f"needs {' and '.join(needs)} (has: {have})", setting.label)
 
 
 @dataclass
