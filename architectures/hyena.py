@@ -25,13 +25,13 @@ the separate "Laughing Hyena" step, Massaroli et al. 2023, not done here).
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqbench.architectures.precision import no_autocast
 from seqbench.architectures.registry import MIXERS
 from seqbench.architectures.ssm_parts import no_weight_decay
 from seqbench.errors import UserError
@@ -76,13 +76,6 @@ def direct_causal_conv(z: Tensor, h: Tensor) -> Tensor:
     """
     D, L = h.shape
     return F.conv1d(F.pad(z, (L - 1, 0)), h.flip(-1)[:, None, :], groups=D)  # (B, D, L)
-
-
-def no_autocast(device_type: str) -> contextlib.AbstractContextManager:
-    """Autocast switched off on devices that have it; nothing elsewhere (meta: counting)."""
-    if device_type in ("cpu", "cuda"):
-        return torch.autocast(device_type, enabled=False)
-    return contextlib.nullcontext()
 
 
 class Sin(nn.Module):

@@ -24,6 +24,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from seqbench.architectures.precision import no_autocast
 from seqbench.architectures.registry import MIXERS
 from seqbench.architectures.scans import cuda, native
 from seqbench.architectures.scans.linear_scan import (
@@ -33,7 +34,12 @@ from seqbench.architectures.scans.linear_scan import (
     linear_scan_ref,
     linear_step,
 )
-from seqbench.architectures.ssm_parts import choice, no_weight_decay, positive_int, scan_dtype
+from seqbench.architectures.ssm_parts import (
+    choice,
+    no_weight_decay,
+    positive_int,
+    scan_dtype,
+)
 from seqbench.errors import UserError
 
 IMPLS = ("auto", "torch", "reference")
@@ -80,43 +86,53 @@ class LRU(nn.Module):
         self.C_im = nn.Parameter(torch.randn(d_model, d_state) / math.sqrt(d_state))
         self.D = no_weight_decay(nn.Parameter(torch.randn(d_model)))
 
-    def log_lambda(self) -> Tensor:
-        """log λ = -exp(ν_log) + i exp(θ_log), (d_state,) complex."""
-        return torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log))
+    def log_lambda(self, dtype: torch.dtype | None = None) -> Tensor:
+        """log λ = -exp(ν_log) + i exp(θ_log), (d_state,) complex, computed in `dtype` (default:
+        the parameters' scan precision; complex numbers have no bf16)."""
+        dtype = dtype or scan_dtype(self.nu_log)
+        return torch.complex(-torch.exp(self.nu_log.to(dtype)), torch.exp(self.theta_log.to(dtype)))
 
     def _drive(self, u: Tensor) -> Tensor:
-        """γ ⊙ (B u): (.., d_model) real -> (.., d_state) complex.
+        """γ ⊙ (B u): (.., d_model) real, float32 or float64 -> (.., d_state) complex.
 
         One real matmul against B with real and imaginary rows interleaved, whose output is
         then viewed as complex without a copy. γ is real, so it scales B's rows before the
         matmul ((N, H) numbers) instead of the complex output ((.., N) numbers, three passes
-        with the backward): the same products, far fewer of them.
+        with the backward): the same products, far fewer of them. The weights are taken in
+        u's dtype (a bf16 copy of the model keeps float32 arithmetic here).
         """
-        gamma = torch.exp(self.gamma_log)[:, None]  # (N, 1)
-        w = torch.stack([self.B_re * gamma, self.B_im * gamma], dim=1).flatten(0, 1)  # (2N, H)
+        gamma = torch.exp(self.gamma_log.to(u.dtype))[:, None]  # (N, 1)
+        B_re, B_im = self.B_re.to(u.dtype), self.B_im.to(u.dtype)
+        w = torch.stack([B_re * gamma, B_im * gamma], dim=1).flatten(0, 1)  # (2N, H)
         return torch.view_as_complex((u @ w.t()).unflatten(-1, (self.d_state, 2)))  # (.., N)
 
     def _read(self, x: Tensor, u: Tensor) -> Tensor:
-        """Re(C x) + D ⊙ u = [Re x, Im x] · [Re C, -Im C] + D ⊙ u, one real matmul."""
-        w = torch.stack([self.C_re, -self.C_im], dim=2).flatten(1, 2)  # (H, 2N)
-        return torch.view_as_real(x).flatten(-2) @ w.t() + self.D * u
+        """Re(C x) + D ⊙ u = [Re x, Im x] · [Re C, -Im C] + D ⊙ u, one real matmul (u's dtype)."""
+        w = torch.stack([self.C_re, -self.C_im], dim=2).flatten(1, 2).to(u.dtype)  # (H, 2N)
+        return torch.view_as_real(x).flatten(-2) @ w.t() + self.D.to(u.dtype) * u
 
     def forward(self, u: Tensor) -> Tensor:
         return self.prefill(u)[0]
 
     def prefill(self, u: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Forward over a prompt (B, L, D) plus the decode state after it, without stepping."""
-        u_s = u.to(scan_dtype(u))
-        v = self._drive(u_s)  # (B, L, N) complex
-        if self.impl == "reference":
-            xs, x_last = linear_scan_ref(self.log_lambda(), v)
-        elif self.impl == "auto" and v.dtype == torch.complex64 and native.usable(v):
-            xs, x_last = linear_scan_native(self.log_lambda(), v)
-            self.kernel_path = native.PATH_NATIVE
-        else:
-            xs, x_last = linear_scan_chunked(self.log_lambda(), v, chunk=self.chunk)
-            self.kernel_path = cuda.PATH_TORCH
-        return self._read(xs, u_s).to(u.dtype), {"x": x_last.to(_complex(u.dtype))}
+        """Forward over a prompt (B, L, D) plus the decode state after it, without stepping.
+
+        The whole recurrence runs in float32 (float64 for a float64 input) with autocast off:
+        complex tensors have no bf16, and a bf16 recurrence would drift over long sequences.
+        """
+        with no_autocast(u.device.type):
+            u_s = u.to(scan_dtype(u))  # (B, L, D)
+            v = self._drive(u_s)  # (B, L, N) complex
+            log_lam = self.log_lambda(u_s.dtype)
+            if self.impl == "reference":
+                xs, x_last = linear_scan_ref(log_lam, v)
+            elif self.impl == "auto" and v.dtype == torch.complex64 and native.usable(v):
+                xs, x_last = linear_scan_native(log_lam, v)
+                self.kernel_path = native.PATH_NATIVE
+            else:
+                xs, x_last = linear_scan_chunked(log_lam, v, chunk=self.chunk)
+                self.kernel_path = cuda.PATH_TORCH
+            return self._read(xs, u_s).to(u.dtype), {"x": x_last.to(_complex(u.dtype))}
 
     def init_state(
         self, batch_size: int, *, device: torch.device | str, dtype: torch.dtype
@@ -125,9 +141,13 @@ class LRU(nn.Module):
         return {"x": torch.zeros(shape, device=device, dtype=_complex(dtype))}
 
     def step(self, u_t: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        lam = torch.exp(self.log_lambda()).to(state["x"].dtype)
-        x = linear_step(state["x"], lam, self._drive(u_t).to(state["x"].dtype))  # (B, N)
-        return self._read(x, u_t).to(u_t.dtype), {"x": x}
+        """One token (B, D) in the state's precision (complex64: float32), autocast off."""
+        with no_autocast(u_t.device.type):
+            real = state["x"].real.dtype  # float32 or float64
+            u_s = u_t.to(real)  # (B, D)
+            lam = torch.exp(self.log_lambda(real))  # (N,) complex
+            x = linear_step(state["x"], lam, self._drive(u_s))  # (B, N)
+            return self._read(x, u_s).to(u_t.dtype), {"x": x}
 
 
 def _complex(dtype: torch.dtype) -> torch.dtype:

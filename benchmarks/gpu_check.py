@@ -1,23 +1,29 @@
 """The CUDA path, run for real: one script for a GPU machine (issue 15, docs/gpu.md).
 
-    python benchmarks/gpu_check.py --out results/gpu            # on the GPU, ~6-8 min on an H200
+    python benchmarks/gpu_check.py --out results/gpu            # on the GPU: a 10-minute call
     python benchmarks/gpu_check.py --out /tmp/g --dry-run       # every step on CPU, tiny, seconds
 
 Steps, each in its own process with its own time limit, so that a failure (an exception, a
-CUDA fault that poisons the process, a hang) is recorded and the other steps go on:
+CUDA fault that poisons the process, a hang) is recorded and the other steps go on. In order
+of value (what a short lease must not miss first; docs/gpu.md gives the measured times):
 
-1. `conformance`: the conformance gate on every registered sequence mixer, float32, on CUDA;
-2. `bf16`: every preset trains briefly in bf16 autocast; each layer's `kernel_path` recorded
-   (mamba-ssm's CUDA/Triton kernels, or our PyTorch scans);
-3. `agreement`: mamba-ssm's selective scan (Mamba) and chunk scan (Mamba-2) against our
+1. `bf16`: every preset trains briefly in bf16 autocast, the harness's default on CUDA; each
+   layer's `kernel_path` recorded (mamba-ssm's CUDA/Triton kernels, or our PyTorch scans);
+2. `quick`: the quick suite on the GPU (bf16), wall time and accuracies, beside a CPU folder's;
+3. `conformance`: the conformance gate on every registered sequence mixer, float32, on CUDA;
+4. `agreement`: mamba-ssm's selective scan (Mamba) and chunk scan (Mamba-2) against our
    PyTorch scans on the same inputs and weights: outputs, final states and gradients, then the
    kernel test of tests/test_recurrent_mixers.py run by pytest;
-4. `quick`: the quick suite on the GPU (bf16), wall time and accuracies, beside a CPU folder's;
-5. `profile`: training step time and CUDA peak memory, 1k-64k tokens, decode latency and state
-   bytes at 1k-128k context, fitted exponents, for mha, gqa, mamba, mamba2, lru and the newer
-   presets registered;
-6. `mfu`: a d_model 1024, 12-layer attention model and Mamba-2 in bf16: tokens/s and model
-   FLOPs utilisation against the bf16 peak (datasheet and a measured matmul).
+5. `mfu`: a d_model 1024, 12-layer attention model and Mamba-2 in bf16: tokens/s and model
+   FLOPs utilisation against the bf16 peak (datasheet and a measured matmul);
+6. `profile`: training step time and CUDA peak memory, 1k-64k tokens, decode latency and state
+   bytes at 1k-128k context, fitted exponents, for mha, gqa, mamba, mamba2, lru first, then
+   the newer presets registered.
+
+`bf16`, `quick` and `conformance` spread their work over several processes sharing the GPU
+(Triton compiles the Mamba-2/3 kernels at first use, tens of seconds on one CPU core each).
+A step keeps OUT/gpu_check/STEP.partial.json up to date as it goes, so a step stopped at its
+limit is still recorded with what it finished.
 
 Records go where the harness writes them (OUT/runs/, so `seqbench report OUT` renders runs and
 profile points); each step's result is OUT/gpu_check/STEP.json, and OUT/gpu_check/summary.md
@@ -63,7 +69,7 @@ class Sizes:
     train_steps: int  # the bf16 step's brief training
     quick_suite: str
     quick_steps: int | None  # None: the suite's own budgets
-    quick_workers: int  # processes sharing the device
+    workers: int  # processes sharing the device in `bf16`, `quick` and `conformance`
     quick_limit: int | None  # the suite's first N runs only (None: all)
     seq_lens: tuple[int, ...]
     contexts: tuple[int, ...]
@@ -82,15 +88,19 @@ FULL = Sizes(
     train_steps=50,
     quick_suite="quick",
     quick_steps=None,
-    quick_workers=8,
+    workers=8,
     quick_limit=None,
-    seq_lens=(1024, 2048, 4096, 8192, 16384, 32768, 65536),
-    contexts=(1024, 4096, 16384, 65536, 131072),
+    # x4 apart: four lengths give an exponent over all and over the longer half; every point is
+    # a fresh process (CUDA start, model, warm-up), so points cost seconds even when short
+    seq_lens=(1024, 4096, 16384, 65536),
+    contexts=(1024, 16384, 131072),
     repeats=3,
     decode_steps=16,
     agree_len=512,
-    mfu={"d_model": 1024, "n_layers": 12, "seq_len": 2048, "batch": 8, "repeats": 5},
-    point_budget_s=60.0,
+    mfu={"d_model": 1024, "n_layers": 12, "seq_len": 2048, "batch": 8, "repeats": 3},
+    # a Mamba-2 point at 1024 tokens went over 60 s on the H200: Triton compiled and autotuned
+    # mamba-ssm's chunk-scan kernels at first call in that process
+    point_budget_s=150.0,
     threads="0",
     budget_s=540.0,  # a 10-minute call with a minute to spare
 )
@@ -100,7 +110,7 @@ DRY = Sizes(
     train_steps=2,
     quick_suite="smoke",
     quick_steps=2,
-    quick_workers=1,
+    workers=2,
     quick_limit=4,
     seq_lens=(32, 64),
     contexts=(32, 64),
@@ -114,44 +124,92 @@ DRY = Sizes(
 )
 # Each step's limit in seconds on the GPU (the dry run gets 300 s for each); a step also gets
 # no more than what is left of --budget-s. In order of value: the steps a short lease must not
-# miss come first.
-LIMITS = {"conformance": 90, "agreement": 90, "bf16": 120, "mfu": 120, "profile": 300, "quick": 300}
+# miss come first. The first H200 call (torch 2.11, --budget-s 530; wall time of each step's
+# process): agreement 76.8 s, mfu 103.8 s, quick 49.1 s in a second call (8 processes);
+# conformance (one process) was stopped at 90 s, bf16 (one process) at 120 s and the profile
+# at the 138 s left. They now run in several processes, with these limits, the profile at
+# fewer lengths and last. Expect a whole run to leave the profile only part of its 300 s:
+# `--steps profile` in a call of its own measures all of it.
+LIMITS = {
+    "bf16": 150,
+    "quick": 90,
+    "conformance": 120,
+    "agreement": 100,
+    "mfu": 130,
+    "profile": 300,
+}
 
 
 # -- steps (each runs in its own process: `--step NAME`) ----------------------------------------
 def step_conformance(out: Path, sizes: Sizes) -> dict[str, Any]:
+    """The gate on every registered mixer, `sizes.workers` mixers at a time (one per process)."""
+    from seqbench.architectures import MIXERS
+
+    MIXERS.load_plugins()
+    names = MIXERS.names()
+    results: dict[str, Any] = {}
+
+    def result() -> dict[str, Any]:
+        return {
+            "device": sizes.device,
+            "dtype": "float32",
+            "mixers": dict(sorted(results.items())),
+            "passed": sum(r["passed"] for r in results.values()),
+            "total": len(results),
+            "of": len(names),
+        }
+
+    for name, outcome in map_processes(conformance_of, names, sizes.workers, sizes.device):
+        results[name] = outcome
+        print(f"conformance {name}: {outcome['passed']} ({outcome['seconds']} s)", flush=True)
+        checkpoint(out, "conformance", result())
+    return result()
+
+
+def conformance_of(name: str, device: str) -> dict[str, Any]:
+    """One mixer through the gate (in a worker process: a CUDA fault stays there)."""
     from seqbench.architectures import MIXERS
     from seqbench.architectures.conformance import GateConfig, check_registered_mixer
 
     MIXERS.load_plugins()
-    results = {}
-    for name in MIXERS.names():
-        started = time.perf_counter()
-        try:
-            report = check_registered_mixer(name, GateConfig(device=sizes.device))
-            failures = [f"{c.name}: {c.detail}" for c in report.failures()]
-            results[name] = {
-                "passed": report.passed,
-                "failures": failures,
-                "max_step_error": report.max_step_error,
-            }
-        except Exception as exc:
-            results[name] = {"passed": False, "failures": [one_line(exc)]}
-        results[name]["seconds"] = round(time.perf_counter() - started, 2)
-    passed = sum(r["passed"] for r in results.values())
-    return {
-        "device": sizes.device,
-        "dtype": "float32",
-        "mixers": results,
-        "passed": passed,
-        "total": len(results),
-    }
+    started = time.perf_counter()
+    try:
+        report = check_registered_mixer(name, GateConfig(device=device))
+        outcome = {
+            "passed": report.passed,
+            "failures": [f"{c.name}: {c.detail}" for c in report.failures()],
+            "max_step_error": report.max_step_error,
+        }
+    except Exception as exc:
+        outcome = {"passed": False, "failures": [one_line(exc)]}
+    return outcome | {"seconds": round(time.perf_counter() - started, 2)}
+
+
+# Mixers whose mamba-ssm kernels are Triton, compiled at their first call in a process: the
+# presets that use them start first, so their compilation overlaps the other presets' runs.
+TRITON_MIXERS = {"mamba2", "mamba3"}
 
 
 def step_bf16(out: Path, sizes: Sizes) -> dict[str, Any]:
-    """Every preset, a short mqar run with the spec's own dtype rule (bf16 autocast on CUDA)."""
+    """Every preset, a short mqar run in bf16 autocast (on the dry run's CPU too)."""
     from seqbench.architectures import PRESETS
     from seqbench.harness.spec import RunSpec
+
+    def triton_last(arch: str) -> bool:
+        return not TRITON_MIXERS & set(PRESETS.get(arch).config.layer_pattern)
+
+    def result(records: list[dict[str, Any]]) -> dict[str, Any]:
+        presets = {
+            r["spec"]["arch"]: {
+                "status": r["status"],
+                "reason": r["reason"],
+                "dtype": r["spec"]["dtype"],
+                "kernel_paths": (r.get("metrics") or {}).get("kernel_paths") or {},
+                "tokens_per_s": (r.get("timings") or {}).get("tokens_per_s"),
+            }
+            for r in records
+        }
+        return {"presets": dict(sorted(presets.items())), "of": len(specs), **mamba_ssm_state()}
 
     specs = [
         RunSpec.from_dict(
@@ -166,23 +224,19 @@ def step_bf16(out: Path, sizes: Sizes) -> dict[str, Any]:
                 "val_examples": 32,
                 "test_examples": 32,
                 "device": sizes.device,
+                "dtype": "bfloat16",  # autocast: CUDA's default, and on the dry run's CPU too
                 "knobs": {"num_pairs": 4, "vocab_size": 64},
             }
         )
-        for arch in PRESETS.names()
+        for arch in sorted(PRESETS.names(), key=triton_last)
     ]
-    records = sweep(specs, out)
-    presets = {
-        r["spec"]["arch"]: {
-            "status": r["status"],
-            "reason": r["reason"],
-            "dtype": r["spec"]["dtype"],
-            "kernel_paths": r["metrics"].get("kernel_paths") or {},
-            "tokens_per_s": r["timings"].get("tokens_per_s"),
-        }
-        for r in records
-    }
-    return {"presets": presets, **mamba_ssm_state()}
+    done: list[dict[str, Any]] = []
+
+    def on_record(record: dict[str, Any]) -> None:
+        done.append(record)
+        checkpoint(out, "bf16", result(done))
+
+    return result(sweep(specs, out, workers=sizes.workers, on_record=on_record))
 
 
 def step_agreement(out: Path, sizes: Sizes) -> dict[str, Any]:
@@ -268,25 +322,38 @@ def step_quick(out: Path, sizes: Sizes, cpu_dir: Path | None = None) -> dict[str
         if sizes.quick_steps is not None:
             data |= {"steps": sizes.quick_steps, "warmup": 1, "eval_every": sizes.quick_steps}
         specs.append(RunSpec.from_dict(data))
-    started = time.perf_counter()
-    records = sweep(specs, out, workers=sizes.quick_workers)
-    wall = time.perf_counter() - started
-    here = accuracy_table(records)
     cpu = accuracy_table(list(iter_cpu_records(cpu_dir))) if cpu_dir else {}
-    return {
-        "suite": sizes.quick_suite,
-        "runs": len(records),
-        "wall_s": round(wall, 1),
-        "statuses": count(r["status"] for r in records),
-        "accuracy": {k: {"gpu": v, "cpu": cpu.get(k)} for k, v in sorted(here.items())},
-        "cpu_dir": str(cpu_dir) if cpu_dir else None,
-    }
+    started = time.perf_counter()
+
+    def result(records: list[dict[str, Any]]) -> dict[str, Any]:
+        here = accuracy_table(records)
+        return {
+            "suite": sizes.quick_suite,
+            "runs": len(records),
+            "of": len(specs),
+            "wall_s": round(time.perf_counter() - started, 1),
+            "statuses": count(r["status"] for r in records),
+            "accuracy": {k: {"gpu": v, "cpu": cpu.get(k)} for k, v in sorted(here.items())},
+            "cpu_dir": str(cpu_dir) if cpu_dir else None,
+        }
+
+    done: list[dict[str, Any]] = []
+
+    def on_record(record: dict[str, Any]) -> None:
+        done.append(record)
+        checkpoint(out, "quick", result(done))
+
+    return result(sweep(specs, out, workers=sizes.workers, on_record=on_record))
 
 
 def step_profile(out: Path, sizes: Sizes) -> dict[str, Any]:
+    """The base five first (training, then decode), then the newer presets: each group's
+    exponents are fitted when its `seqbench profile` call ends, so a step stopped at its
+    limit keeps the fits of the groups it finished."""
     from seqbench.architectures import PRESETS
 
-    archs = BASE_PROFILE + sorted(set(PRESETS.names()) - OLDER_PRESETS)
+    groups = [BASE_PROFILE, sorted(set(PRESETS.names()) - OLDER_PRESETS)]
+    archs = [arch for group in groups for arch in group]
     common = [
         "--out",
         str(out),
@@ -299,29 +366,30 @@ def step_profile(out: Path, sizes: Sizes) -> dict[str, Any]:
         "--threads",
         sizes.threads,
     ]
-    arch_args = [a for arch in archs for a in ("--arch", arch)]
-    runs = {
-        "train": seqbench(
-            "profile",
-            *arch_args,
-            *common,
-            "--mode",
-            "train",
+    modes = {
+        "train": [
             "--repeats",
             str(sizes.repeats),
             *[a for n in sizes.seq_lens for a in ("--seq-len", str(n))],
-        ),
-        "decode": seqbench(
-            "profile",
-            *arch_args,
-            *common,
-            "--mode",
-            "decode",
+        ],
+        "decode": [
             "--decode-steps",
             str(sizes.decode_steps),
             *[a for n in sizes.contexts for a in ("--context", str(n))],
-        ),
+        ],
     }
+    runs: dict[str, Any] = {}
+    for i, group in enumerate(groups):
+        arch_args = [a for arch in group for a in ("--arch", arch)]
+        for mode, args in modes.items():
+            print(f"profile {mode}: {', '.join(group)}", flush=True)
+            runs[f"{mode}/{i}"] = seqbench("profile", *arch_args, *common, "--mode", mode, *args)
+            checkpoint(out, "profile", profile_result(out, archs, runs))
+    return profile_result(out, archs, runs)
+
+
+def profile_result(out: Path, archs: list[str], runs: dict[str, Any]) -> dict[str, Any]:
+    """The profile's points and fits of `archs` in OUT's records (not MFU's batch-8 points)."""
     from seqbench.harness.records import iter_records
 
     points, fits = [], []
@@ -422,31 +490,68 @@ def matmul_peak(sizes: Sizes) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - started)
 
 
-STEPS: dict[str, Callable[..., dict[str, Any]]] = {
+STEPS: dict[str, Callable[..., dict[str, Any]]] = {  # in order of value (LIMITS)
+    "bf16": step_bf16,
+    "quick": step_quick,
     "conformance": step_conformance,
     "agreement": step_agreement,
-    "bf16": step_bf16,
     "mfu": step_mfu,
     "profile": step_profile,
-    "quick": step_quick,
 }
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def sweep(specs: list[Any], out: Path, workers: int = 1) -> list[dict[str, Any]]:
+def sweep(
+    specs: list[Any],
+    out: Path,
+    workers: int = 1,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
     """Run specs through the harness (records in OUT/runs/); their records, in order.
-    workers > 1: the local launcher's processes, sharing the GPU (small models leave it idle)."""
-    import io
-
+    workers > 1: the local launcher's processes, sharing the GPU (small models leave it idle).
+    Progress lines go to stdout (a step stopped at its limit shows them in its log tail);
+    `on_record` sees each record as it is written."""
     from seqbench.harness.launchers import LocalLauncher, SerialLauncher
     from seqbench.harness.progress import Progress
     from seqbench.harness.records import read_record, record_path
     from seqbench.harness.sweep import run_sweep
 
+    class Reporting(Progress):
+        def finished(self, job: Any, record: dict[str, Any]) -> None:
+            super().finished(job, record)
+            if on_record is not None:
+                on_record(record)
+
     launcher = LocalLauncher(workers) if workers > 1 else SerialLauncher()
-    progress = Progress(len(specs), stream=io.StringIO())
-    result = run_sweep(specs, out, launcher=launcher, progress=progress)
+    result = run_sweep(specs, out, launcher=launcher, progress=Reporting(len(specs)))
     return [r for i in result.run_ids if (r := read_record(record_path(out, i))) is not None]
+
+
+def map_processes(
+    fn: Callable[..., dict[str, Any]], items: list[str], workers: int, *args: Any
+) -> Any:
+    """(item, fn(item, *args)) as each finishes, in `workers` spawned processes (CUDA cannot
+    fork); inline for one worker. A crashed process is a failed result, not a crashed step."""
+    if workers <= 1:
+        for item in items:
+            yield item, fn(item, *args)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(items)), mp_context=context) as pool:
+        futures = {pool.submit(fn, item, *args): item for item in items}
+        for future in as_completed(futures):
+            try:
+                yield futures[future], future.result()
+            except Exception as exc:  # BrokenProcessPool: a worker died (a CUDA fault, OOM)
+                yield futures[future], {"passed": False, "failures": [one_line(exc)], "seconds": 0}
+
+
+def checkpoint(out: Path, name: str, result: dict[str, Any]) -> None:
+    """What a step has finished so far; the driver keeps it if the step is stopped."""
+    atomic_write_json(partial_path(out, name), result)
 
 
 def seqbench(*args: str) -> dict[str, Any]:
@@ -592,6 +697,10 @@ def step_path(out: Path, name: str) -> Path:
     return out / "gpu_check" / f"{name}.json"
 
 
+def partial_path(out: Path, name: str) -> Path:
+    return out / "gpu_check" / f"{name}.partial.json"
+
+
 def environment(sizes: Sizes) -> dict[str, Any]:
     from seqbench.harness.records import environment as env
 
@@ -642,26 +751,36 @@ def drive(args: argparse.Namespace) -> int:
         command += ["--cpu-dir", args.cpu_dir] if args.cpu_dir else []
         started = time.perf_counter()
         step_path(out, name).unlink(missing_ok=True)
+        partial_path(out, name).unlink(missing_ok=True)
         ended, log = run_limited(command, limit)
         seconds = round(time.perf_counter() - started, 1)
         if not step_path(out, name).exists():  # it died or hung before writing its result
-            atomic_write_json(
-                step_path(out, name),
-                {
-                    "step": name,
-                    "status": "failed",
-                    "reason": f"the step's process ended: {ended}",
-                    "result": None,
-                    "seconds": seconds,
-                    "log_tail": log[-4000:],
-                },
-            )
+            record_stopped(out, name, ended, log, seconds)
+        partial_path(out, name).unlink(missing_ok=True)
         status = json.loads(step_path(out, name).read_text())["status"]
         print(f"{name:12s} {status:7s} {seconds:7.1f} s", flush=True)
     summary = write_summary(out, steps, time.perf_counter() - total)
     report = seqbench("report", str(out))
     print(f"summary: {out / 'gpu_check' / 'summary.md'}; report: exit {report['exit_code']}")
     return 0 if all(s["status"] == "ok" for s in summary["steps"].values()) else 1
+
+
+def record_stopped(out: Path, name: str, ended: str, log: str, seconds: float) -> None:
+    """A step whose process ended without its result: failed, with what it had finished
+    (its last checkpoint, marked partial) and the tail of its output."""
+    partial = partial_path(out, name)
+    atomic_write_json(
+        step_path(out, name),
+        {
+            "step": name,
+            "status": "failed",
+            "reason": f"the step's process ended: {ended}",
+            "result": json.loads(partial.read_text()) if partial.exists() else None,
+            "partial": partial.exists(),
+            "seconds": seconds,
+            "log_tail": log[-4000:],
+        },
+    )
 
 
 def run_limited(command: list[str], limit: int) -> tuple[str, str]:

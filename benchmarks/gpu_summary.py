@@ -30,15 +30,25 @@ def markdown(summary: dict[str, Any]) -> str:
         for name, s in steps.items()
     ]
     for name, render in RENDER.items():
-        result = (steps.get(name) or {}).get("result")
-        if result:
-            lines += ["", *render(result)]
+        step = steps.get(name) or {}
+        if step.get("result"):
+            lines += ["", *render(step["result"])]
+            if step.get("partial"):
+                lines += ["", f"Partial: `{name}` was stopped ({step['reason']}); above is what it "
+                          "had finished."]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def of(r: dict[str, Any], done: int, what: str) -> str:
+    """ "12 runs" or, for a step stopped part-way, "12 of 18 runs"."""
+    total = r.get("of")
+    return f"{done} of {total} {what}" if total not in (None, done) else f"{done} {what}"
 
 
 def conformance(r: dict[str, Any]) -> list[str]:
     out = [
-        f"## Conformance ({r['device']}, {r['dtype']}): {r['passed']}/{r['total']} mixers pass",
+        f"## Conformance ({r['device']}, {r['dtype']}): {r['passed']} pass of "
+        f"{of(r, r['total'], 'mixers')} checked",
         "",
         "| mixer | passed | max step error | failures |",
         "|---|---|---:|---|",
@@ -51,13 +61,14 @@ def conformance(r: dict[str, Any]) -> list[str]:
 
 def bf16(r: dict[str, Any]) -> list[str]:
     out = [
-        f"## Training per preset, kernels engaged (mamba-ssm here: {r['mamba_ssm']})",
+        f"## Training per preset ({of(r, len(r['presets']), 'presets')}), kernels engaged "
+        f"(mamba-ssm here: {r['mamba_ssm']})",
         "",
         "| preset | status | dtype | kernel paths | tokens/s |",
         "|---|---|---|---|---:|",
     ]
     for arch, p in r["presets"].items():
-        paths = ", ".join(f"{k}: {v}" for k, v in p["kernel_paths"].items()) or "(attention only)"
+        paths = ", ".join(f"{k}: {v}" for k, v in p["kernel_paths"].items()) or "(none recorded)"
         out.append(
             f"| {arch} | {p['status']} {p['reason'] or ''} | {p['dtype']} | {paths} | "
             f"{fmt(p['tokens_per_s'])} |"
@@ -102,7 +113,8 @@ def agreement(r: dict[str, Any]) -> list[str]:
 
 def quick(r: dict[str, Any]) -> list[str]:
     out = [
-        f"## The {r['suite']} suite: {r['runs']} runs in {r['wall_s']} s, {r['statuses']}",
+        f"## The {r['suite']} suite: {of(r, r['runs'], 'runs')} in {r['wall_s']} s, "
+        f"{r['statuses']}",
         "",
         f"Test accuracy at the training length, mean over seeds (CPU: {r['cpu_dir']}).",
         "",

@@ -54,6 +54,7 @@ def test_the_dry_run_runs_every_step(dry) -> None:
     presets = steps["bf16"]["presets"]
     assert {"mha", "mamba", "mamba2", "lru"} <= set(presets)
     assert all(p["status"] == "ok" for p in presets.values()), presets
+    assert {p["dtype"] for p in presets.values()} == {"bfloat16"}  # CPU autocast here
     assert set(presets["mamba"]["kernel_paths"].values()) <= cpu_paths
     assert steps["bf16"]["mamba_ssm"]["selective_scan_cuda"] is False
 
@@ -102,3 +103,26 @@ def test_a_step_over_its_limit_is_killed_with_its_children(tmp_path: Path) -> No
     while child.exists() and "Z" not in (child / "stat").read_text().split()[2]:
         assert time.monotonic() < deadline, "the step's child outlived the step"
         time.sleep(0.1)
+
+
+def test_a_stopped_step_keeps_what_it_finished(tmp_path: Path) -> None:
+    """A step killed at its limit is recorded failed with its last checkpoint, marked partial."""
+    (tmp_path / "gpu_check").mkdir()
+    finished = {"presets": {"mha": {"status": "ok"}}, "of": 18}
+    gpu_check.checkpoint(tmp_path, "bf16", finished)
+    gpu_check.record_stopped(tmp_path, "bf16", "over its 150 s limit", "[1/18] ok mha", 150.2)
+    result = json.loads(gpu_check.step_path(tmp_path, "bf16").read_text())
+    assert result["status"] == "failed" and result["partial"] is True
+    assert result["result"] == finished and result["log_tail"] == "[1/18] ok mha"
+    assert "over its 150 s limit" in result["reason"]
+    finished = {"presets": {"mha": {"status": "ok", "reason": None, "dtype": "bfloat16",
+                "kernel_paths": {}, "tokens_per_s": 1.0}}, "of": 18, "mamba_ssm": {}}  # fmt: skip
+    gpu_check.checkpoint(tmp_path, "bf16", finished)
+    gpu_check.record_stopped(tmp_path, "bf16", "over its 150 s limit", "", 150.2)
+    summary = gpu_check.write_summary(tmp_path, ["bf16"], 151.0)
+    markdown = (tmp_path / "gpu_check" / "summary.md").read_text()
+    assert summary["steps"]["bf16"]["partial"] and "1 of 18 presets" in markdown
+    assert "Partial: `bf16` was stopped" in markdown
+    gpu_check.record_stopped(tmp_path, "quick", "exit code -9", "", 3.0)  # no checkpoint
+    quick = json.loads(gpu_check.step_path(tmp_path, "quick").read_text())
+    assert quick["result"] is None and quick["partial"] is False

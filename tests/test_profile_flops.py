@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from seqbench.architectures.attention import attention_reference
+from seqbench.harness.profile import flops
 from seqbench.harness.profile.flops import flop_counter, flops_by_op
 from seqbench.harness.profile.meta import FusedAttentionOnMeta, count_on_meta
 from seqbench.harness.profile.points import PointOptions, build_model, make_spec, random_tokens
@@ -87,3 +89,82 @@ def test_moe_flops_per_token_grow_only_by_the_router_as_experts_are_added() -> N
         assert counts["active"] < counts["total"]
     tokens, d = 64, TINY["d_model"]
     assert flops[16] - flops[4] == 6 * tokens * d * (16 - 4)
+
+
+def strict_heads(formula):
+    """torch 2.11's sdpa formulas (the GPU machine's): q, k and v must have equal head counts."""
+
+    def strict(*shapes):
+        if len({s[1] for s in shapes}) != 1:
+            raise AssertionError("sdpa_flop_count: query/key/value shapes are incompatible")
+        return formula(*shapes)
+
+    return strict
+
+
+@pytest.fixture
+def torch_2_11_formulas(monkeypatch):
+    """Our formulas over torch 2.11's strict ones, which failed `gqa`'s profile on the H200."""
+    monkeypatch.setattr(flops, "sdpa_flop_count", strict_heads(flops.sdpa_flop_count))
+    monkeypatch.setattr(
+        flops, "sdpa_backward_flop_count", strict_heads(flops.sdpa_backward_flop_count)
+    )
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2, 1])
+def test_grouped_query_attention_counts_as_many_flops_as_mha(kv_heads, torch_2_11_formulas):
+    q, k, v = qkv(64, 4, kv_heads, 8, "cpu", grad=True)
+    with flop_counter() as counter:
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        forward = counter.get_total_flops()
+        out.sum().backward()
+    assert forward == 4 * 64**2 * 32
+    assert counter.get_total_flops() - forward == 10 * 64**2 * 32
+
+
+@pytest.mark.parametrize("name", flops.SDPA_OPS)
+def test_every_fused_attention_kernel_has_a_gqa_formula(name, torch_2_11_formulas) -> None:
+    """The CUDA kernels cannot run here; their formulas are called with GQA shapes directly."""
+    op = getattr(torch.ops.aten, name, None)
+    if op is None:
+        pytest.skip(f"this torch has no aten.{name}")
+    B, H, L, hd = 2, 8, 128, 16
+    q, kv = (B, H, L, hd), (B, 2, L, hd)
+    assert flops.CUSTOM_FORMULAS[op](q, kv, kv) == 4 * B * H * L**2 * hd
+    backward = flops.CUSTOM_FORMULAS[getattr(torch.ops.aten, name + "_backward")]
+    assert backward(q, q, kv, kv) == 10 * B * H * L**2 * hd
+
+
+def test_gqa_model_attention_flops_equal_mha_in_a_profiled_step(torch_2_11_formulas) -> None:
+    by_op = {}
+    for arch in ("mha", "gqa"):
+        spec = make_spec("train", arch, TINY, 64, PointOptions())
+        model = build_model(spec, "cpu")
+        by_op[arch] = flop_count_step(model, random_tokens(spec, 65, "cpu"))["by_op"]
+    assert by_op["gqa"][FLASH] == by_op["mha"][FLASH] == 4 * 64**2 * TINY["d_model"] * 2
+    assert by_op["gqa"]["aten.mm"] < by_op["mha"]["aten.mm"]  # smaller key/value projections
+
+
+@pytest.mark.parametrize("groups", [1, 4, 64])
+def test_a_convolution_backward_counts_twice_its_forward_whatever_the_groups(groups) -> None:
+    """Input gradient + weight gradient, each the forward's products; torch's own counter
+    counts a grouped convolution's weight gradient `groups` times (kept only for groups=1)."""
+    C, W, L = 64, 4, 256
+    x = torch.randn(2, C, L, requires_grad=True)  # (B, C, L)
+    w = torch.randn(C, C // groups, W, requires_grad=True)
+    counts = {}
+    for name, mode in (("ours", flop_counter), ("torch", lambda: FlopCounterMode(display=False))):
+        with mode() as counter:
+            F.conv1d(F.pad(x, (W - 1, 0)), w, groups=groups).sum().backward()
+        counts[name] = flops_by_op(counter)
+    forward = 2 * 2 * L * C * (C // groups) * W
+    assert counts["ours"] == {"aten.convolution": forward, "aten.convolution_backward": 2 * forward}
+    torch_backward = forward + groups * forward  # input gradient + the dense weight gradient
+    assert counts["torch"]["aten.convolution_backward"] == torch_backward
+
+
+def test_mamba_step_counts_its_depthwise_convolution_backward_as_twice_the_forward() -> None:
+    """The PyTorch path, as on CUDA without causal-conv1d (the CPU's C kernel fuses the conv)."""
+    spec = make_spec("train", "mamba", {**TINY, "mamba.impl": "torch"}, 64, PointOptions())
+    by_op = flop_count_step(build_model(spec, "cpu"), random_tokens(spec, 65, "cpu"))["by_op"]
+    assert by_op["aten.convolution_backward"] == 2 * by_op["aten.convolution"] > 0
