@@ -19,10 +19,13 @@ def summary_frame(frame: pd.DataFrame) -> pd.DataFrame:
     keys = [c for c in SHOWN if c in frame.columns]
     keys += [c for c in group_columns(frame) if c not in SHOWN and _varies(frame, c)]
     ok = frame.assign(ok=frame["status"] == "ok")
+    # When the step budget is itself a key (budgets differ within one task and architecture),
+    # the steps actually run get their own name beside it.
+    run = "steps_run" if "steps" in keys else "steps"
     table = ok.groupby(keys, dropna=False, sort=True).agg(
         runs=("run_id", "count"),
         ok=("ok", "sum"),
-        steps=("steps_run", "mean"),
+        **{run: ("steps_run", "mean")},
         val_acc=("val_accuracy", "mean"),
         test_acc=("test_accuracy", "mean"),
         longest=("longest_len", "max"),
@@ -30,7 +33,7 @@ def summary_frame(frame: pd.DataFrame) -> pd.DataFrame:
         wall_s=("wall_s", "sum"),
     )
     table = table.reset_index()
-    for column in ("steps", "longest"):
+    for column in (run, "longest"):
         table[column] = table[column].round().astype("Int64")  # whole numbers print as such
     if (table["longest"] == table["seq_len"]).all():
         table = table.drop(columns=["longest", "test_acc_longest"])

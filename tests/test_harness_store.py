@@ -118,3 +118,17 @@ def test_summary_averages_seeds_and_lists_failures(tmp_path: Path) -> None:
     mha = next(line for line in text.splitlines() if " mha " in f" {line} ")
     assert "0.800" in mha and "0.700" in mha  # mean val 0.8, mean test 0.7 over 2 seeds
     assert "not ok:" in text and "failed" in text
+
+
+def test_summary_keeps_budgets_that_differ_within_an_architecture(tmp_path: Path) -> None:
+    """Two step budgets for one task and architecture (the paper suite's MQAR settings) are two
+    rows, keyed by the budget, with the steps actually run beside it."""
+    for seed, steps in ((0, 100), (1, 300)):
+        record = fake_record("mha", 1e-3, seed, 0.9, 0.8)
+        record["spec"]["steps"] = steps
+        record["run_id"] = f"mha-{steps}"
+        write_record(tmp_path, record)
+    text = summary_table(load_records(tmp_path))
+    header = text.splitlines()[0].split()
+    assert "steps" in header and "steps_run" in header
+    assert sum(" mha " in f" {line} " for line in text.splitlines()) == 2
