@@ -218,3 +218,26 @@ def test_recall_gap_grows_with_pairs(tmp_path):
     solved = {"mha": (1.0, 1.0), "deltanet": (1.0, 1.0)}
     result = verdicts(tmp_path / "solved", mqar_grid(solved))["recall-gap-pairs"]
     assert result.verdict == INCONCLUSIVE and "no gap to grow" in result.settings[0].observed
+
+
+def test_attention_that_did_not_learn_gives_no_contradiction(tmp_path):
+    """A setting where mha never learnt MQAR within its budget compares failures: inconclusive,
+    not contradicted (the still-improving gate misses a plateau before a phase change)."""
+    records = []
+    for vocab in (16, 32):
+        knobs = {"vocab_size": vocab, "num_pairs": 4}
+        records += seeds("mha", "mqar", 0.15, knobs=knobs)
+        records += seeds("mamba", "mqar", 0.13, knobs=knobs)
+    result = verdicts(tmp_path, records)["zoology-mqar"]
+    assert result.verdict == INCONCLUSIVE, result.settings
+    assert "did not learn" in result.settings[0].observed
+
+
+def test_moe_at_the_ceiling_is_inconclusive(tmp_path):
+    records = []
+    for vocab in (128, 256):
+        records += seeds("mha", "memorization", 1.0, knobs={"vocab_size": vocab})
+        records += seeds("mha-moe", "memorization", 1.0, knobs={"vocab_size": vocab})
+    result = verdicts(tmp_path, records)["moe-memorization"]
+    assert result.verdict == INCONCLUSIVE, result.settings
+    assert "no room" in result.settings[0].observed

@@ -71,6 +71,20 @@ def judged(setting: Setting, configs: list[Config], parts: list[str], observed: 
     return Outcome(gate(configs, combine(parts)), observed, setting.label)
 
 
+NOT_LEARNT = " (attention did not learn it within the budget: nothing to compare)"
+CEILING = " (the baseline already solves it: no room to be far above)"
+
+
+def unsolved(config: Config | None) -> bool:
+    """The reference model has not solved its task here: a claim that compares others with
+    it (or presumes the task learnable) has nothing to stand on at this budget."""
+    return config is not None and at_least(config, MARGINS.solved) != SUPPORTED
+
+
+def nothing_to_compare(setting: Setting, configs: list[Config], observed: str, why: str) -> Outcome:
+    return Outcome(gate(configs, INCONCLUSIVE), observed + why, setting.label)
+
+
 # -- 1. Zoology --
 def judge_zoology(evidence: Evidence) -> list[Outcome]:
     outcomes = []
@@ -83,6 +97,9 @@ def judge_zoology(evidence: Evidence) -> list[Outcome]:
         best_other = max(b.accuracy().mean for b in others)
         gap = attention.accuracy().mean - best_other
         observed = f"{describe([attention, *others])}; gap to the best recurrence {gap:+.2f}"
+        if unsolved(attention):
+            outcomes.append(nothing_to_compare(setting, [attention, *others], observed, NOT_LEARNT))
+            continue
         outcomes.append(judged(setting, [attention, *others], parts, observed))
     return outcomes
 
@@ -107,6 +124,9 @@ def judge_state_size(evidence: Evidence) -> list[Outcome]:
         if at_least(small, MARGINS.solved) == SUPPORTED:
             observed += " (the smallest state already solves it: no room to improve)"
             outcomes.append(Outcome(gate([small, large], INCONCLUSIVE), observed, setting.label))
+            continue
+        if unsolved(setting.plain(ATTENTION)):
+            outcomes.append(nothing_to_compare(setting, [small, large], observed, NOT_LEARNT))
             continue
         outcomes.append(judged(setting, [small, large], [above(large, small)], observed))
     return outcomes
@@ -175,6 +195,9 @@ def judge_copy(evidence: Evidence) -> list[Outcome]:
         parts += [fewer_samples(attention, b) for b in others]
         tokens = "; ".join(f"{c.name} {_tokens(c.tokens_to(0.9))}" for c in [attention, *others])
         observed = f"{describe([attention, *others])}; tokens to 0.9: {tokens}"
+        if unsolved(attention):
+            outcomes.append(nothing_to_compare(setting, [attention, *others], observed, NOT_LEARNT))
+            continue
         outcomes.append(judged(setting, [attention, *others], parts, observed))
     return outcomes
 
@@ -276,6 +299,9 @@ def judge_moe(evidence: Evidence) -> list[Outcome]:
                 observed += " (not equal: the comparison is not the published one)"
                 outcomes.append(Outcome(INCONCLUSIVE, observed, setting.label))
                 continue
+        if not unsolved(dense):
+            outcomes.append(nothing_to_compare(setting, [moe, dense], observed, CEILING))
+            continue
         outcomes.append(judged(setting, [moe, dense], [above(moe, dense)], observed))
     return outcomes
 
@@ -292,7 +318,8 @@ FINDINGS: tuple[Finding, ...] = (
         "lru (and any other fixed-state mixer run)",
         "mha ≥ 0.9, far above every fixed-state model",
         f"per setting: mha's interval ≥ {M.solved} and, for each recurrence, intervals disjoint "
-        f"with a mean gap ≥ {M.far} (contradicted when the gap cannot reach {M.far})",
+        f"with a mean gap ≥ {M.far} (contradicted when the gap cannot reach {M.far}); "
+        "inconclusive where mha did not solve it (nothing to compare at that budget)",
         judge_zoology,
     ),
     Finding(
@@ -303,7 +330,8 @@ FINDINGS: tuple[Finding, ...] = (
         "mqar settings of zoology-mqar with mamba at two or more d_state values",
         "accuracy(largest d_state) > accuracy(smallest d_state)",
         f"per setting: largest state far above the smallest (gap ≥ {M.far}, disjoint); "
-        "inconclusive when the smallest state already solves it",
+        "inconclusive when the smallest state already solves it, or when mha does not (the "
+        "task was not learnable at that budget)",
         judge_state_size,
     ),
     Finding(
@@ -392,7 +420,8 @@ FINDINGS: tuple[Finding, ...] = (
         "memorization at two map sizes (vocabularies); mha-moe vs mha at equal active params",
         "mha-moe far above mha",
         f"per setting: active parameters within {M.active_tolerance:.0%}, then mha-moe's "
-        f"interval disjoint above mha's with mean gap ≥ {M.far}",
+        f"interval disjoint above mha's with mean gap ≥ {M.far}; inconclusive when mha already "
+        f"solves it (≥ {M.solved}: no room to be far above)",
         judge_moe,
     ),
     Finding(
