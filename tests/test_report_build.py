@@ -209,3 +209,22 @@ def test_profile_only_folder(tmp_path):
     assert "**Accuracy vs training length** — not drawn: no ok training runs" in markdown
     assert {p.name for p in files.figures} == {"state_vs_context.png", "throughput.png"}
     assert list(csv.DictReader(files.runs_csv.open())) == []
+
+
+def test_an_override_only_some_runs_carry_gets_its_own_leaderboard_rows():
+    """The recall suite runs `based` plain and with `linear_attention.d_conv=0`: "not set" is a
+    value of the override column, so the two are two rows, never averaged into one."""
+    import pandas as pd
+
+    from seqbench.harness.report.leaderboard import varying_columns
+
+    frame = pd.DataFrame(
+        {
+            "arch": ["based"] * 4,
+            "task": ["mqar"] * 4,
+            "seq_len": [24] * 4,
+            "set.linear_attention.d_conv": [None, None, 0.0, 0.0],
+        }
+    )
+    frame["set.linear_attention.d_conv"] = frame["set.linear_attention.d_conv"].astype(float)
+    assert varying_columns(frame) == ["set.linear_attention.d_conv"]

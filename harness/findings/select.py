@@ -77,7 +77,7 @@ class Evidence:
             varying = [
                 f"{c.removeprefix('knob.')}={fmt.values([v])}"
                 for c, v in zip(keys, key, strict=True)
-                if c != "task" and frame[c].astype(str).nunique() > 1
+                if c != "task" and frame[c].astype(str).nunique(dropna=False) > 1
             ]
             label = " ".join([str(key[0]), *varying])
             settings.append(Setting(label, self._configs(group)))

@@ -70,9 +70,10 @@ def rate_ci(ok: pd.DataFrame, column: str):
 
 
 def varying_columns(frame: pd.DataFrame) -> list[str]:
-    """Configuration columns besides task and arch that take more than one value here."""
+    """Configuration columns besides task and arch that take more than one value here; "not
+    set" counts as a value (an override only some runs of an architecture carry)."""
     keys = [c for c in group_columns(frame) if c not in ("task", "arch")]
-    return [c for c in keys if frame[c].astype(str).nunique() > 1]
+    return [c for c in keys if frame[c].astype(str).nunique(dropna=False) > 1]
 
 
 BUDGET_TOLERANCE = 0.05  # presets are matched to mha within ±5% (architectures/param_match.py)
