@@ -193,6 +193,80 @@ def test_lru_ring_initialisation(r_min: float, r_max: float, max_phase: float) -
     assert torch.allclose(gamma, torch.sqrt(1 - radius**2), atol=1e-5)
 
 
+# -- mamba2 with negative eigenvalues (allow_neg_eigval; Grazzi et al. 2025) ---------------------
+def _transitions(mixer: Mamba2, x: torch.Tensor) -> torch.Tensor:
+    """α_t per head (B, L, H) the signed mixer applies to input x."""
+    _, _, dt_raw = mixer._split_in(x)
+    a = F.softplus(dt_raw + mixer.dt_bias) * mixer._A(x.dtype)
+    return 2 * torch.exp(a) - 1
+
+
+def test_mamba2_negative_eigenvalues_fast_path_equals_reference() -> None:
+    fast = build("mamba2", impl="torch", allow_neg_eigval=True).double()
+    ref = build("mamba2", impl="reference", allow_neg_eigval=True).double()
+    x = probe(2, 21, torch.float64)  # 21: not a multiple of the chunk (8)
+    with torch.no_grad():
+        alpha = _transitions(fast, x)
+    assert bool((alpha < 0).any()), "no negative transition: the test would not see the knob"
+    (y_fast, S_fast), (y_ref, S_ref) = fast.prefill(x), ref.prefill(x)
+    assert max_diff(y_fast, y_ref) < 1e-10
+    assert max_diff(S_fast["ssm"], S_ref["ssm"]) < 1e-10
+    w = torch.randn(y_ref.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    ((y_fast * w).sum() + S_fast["ssm"].square().sum()).backward()
+    ((y_ref * w).sum() + S_ref["ssm"].square().sum()).backward()
+    for (pname, p), q in zip(fast.named_parameters(), ref.parameters(), strict=True):
+        assert max_diff(p.grad, q.grad) < 1e-10, pname
+    # same weights, knob off: a different function (the knob is not ignored).
+    plain = build("mamba2", impl="torch").double()
+    assert max_diff(plain(x), y_fast) > 1e-3
+
+
+def test_mamba2_negative_eigenvalues_decode_equals_forward() -> None:
+    mixer = build("mamba2", allow_neg_eigval=True)
+    x = probe(2, 24)
+    with torch.no_grad():
+        y_full, state_full = mixer.prefill(x)
+        y_steps, state_steps = prefill_by_steps(mixer, x)
+        _, state = mixer.prefill(x[:, :10])
+        for t in range(10, 24):
+            y_t, state = mixer.step(x[:, t], state)
+            assert max_diff(y_t, y_full[:, t]) < 1e-5, t
+    assert max_diff(y_full, y_steps) < 1e-5
+    assert max_diff(state_full["ssm"], state_steps["ssm"]) < 1e-5
+
+
+def test_mamba2_negative_eigenvalues_never_take_the_unsigned_kernels(monkeypatch) -> None:
+    """Both fused kernels compute exp(ΔA): with the knob, impl="auto" must run the PyTorch
+    scan even where they are available. Here both are made "available" and fail when called."""
+    import seqbench.architectures.mamba2 as mamba2_module
+
+    def unsigned_kernel(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the unsigned kernel ran with allow_neg_eigval")
+
+    monkeypatch.setattr(mamba2_module.cuda, "ssd_kernel", lambda u: unsigned_kernel)
+    monkeypatch.setattr(mamba2_module.native, "usable", lambda u: True)
+    monkeypatch.setattr(mamba2_module, "ssd_native", unsigned_kernel)
+    x = probe(1, 9)
+    with pytest.raises(AssertionError, match="unsigned kernel"):  # the patch does bite
+        build("mamba2")(x)
+    signed = build("mamba2", allow_neg_eigval=True)
+    y = signed(x)
+    assert signed.kernel_path == cuda.PATH_TORCH
+    monkeypatch.undo()
+    ref = build("mamba2", impl="reference", allow_neg_eigval=True)
+    assert max_diff(y, ref(x)) < 1e-5
+
+
+def test_mamba2_negative_eigenvalues_pass_the_conformance_gate() -> None:
+    from seqbench.architectures.conformance import check_sequence_mixer
+
+    report = check_sequence_mixer(
+        lambda: Mamba2(64, layer_idx=0, allow_neg_eigval=True), "mamba2[allow_neg_eigval]"
+    )
+    assert report.passed, report.format()
+    assert report.state_bytes[64] == report.state_bytes[256] > 0
+
+
 # -- one-line errors -----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("cls", "kwargs", "fragment"),
@@ -207,6 +281,7 @@ def test_lru_ring_initialisation(r_min: float, r_max: float, max_phase: float) -
         (Mamba2, {"ngroups": 3, "headdim": 8}, "ngroups"),
         (Mamba2, {"A_init_range": (0.0, 1.0)}, "A_init_range"),
         (Mamba2, {"A_init_range": "wide"}, "A_init_range"),
+        (Mamba2, {"allow_neg_eigval": 1}, "allow_neg_eigval"),
         (LRU, {"r_min": 0.9, "r_max": 0.5}, "r_min"),
         (LRU, {"max_phase": 0.0}, "max_phase"),
         (LRU, {"d_state": -3}, "d_state"),
