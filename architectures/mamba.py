@@ -15,6 +15,10 @@ Kernel paths (recorded in `kernel_path` after every forward):
 - "torch-scan": our chunked PyTorch scan (`seqbench.architectures.scans.selective`), everywhere
   else (impl="torch" forces it: the fallback and the oracle of the C kernel);
 - "torch-reference": the sequential reference, when built with impl="reference".
+
+`allow_neg_eigval` (default off): the transition is 2 exp(Δ_t A) − 1 in (−1, 1] per channel
+and state instead of exp(Δ_t A) (Grazzi et al. 2025, the knob `mamba2` and `mamba3` have). The
+C and CUDA kernels compute exp(Δ A) only, so with it impl="auto" runs "torch-scan".
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from seqbench.architectures.ssm_parts import (
     check_dt_range,
     choice,
     dt_bias_init,
+    flag,
     inner_width,
     no_weight_decay,
     positive_int,
@@ -71,6 +76,7 @@ class Mamba(nn.Module):
         bias: bool = False,
         impl: str = "auto",
         chunk: int = DEFAULT_CHUNK,
+        allow_neg_eigval: bool = False,
     ) -> None:
         super().__init__()
         self.layer_idx = layer_idx
@@ -81,6 +87,7 @@ class Mamba(nn.Module):
         check_dt_range(dt_min, dt_max, dt_init_floor)
         self.impl = choice("mamba impl", impl, IMPLS)
         self.chunk = positive_int("chunk", chunk)
+        self.allow_neg_eigval = flag("allow_neg_eigval", allow_neg_eigval)
         self.kernel_path = cuda.PATH_REFERENCE if impl == "reference" else cuda.PATH_TORCH
 
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias)
@@ -109,6 +116,11 @@ class Mamba(nn.Module):
     def _A(self, dtype: torch.dtype = torch.float32) -> Tensor:
         return -torch.exp(self.A_log.to(dtype))  # (d_inner, d_state)
 
+    def _fused(self) -> bool:
+        """Whether a fused kernel (C or CUDA) may run: impl="auto" and the transition they
+        know, exp(Δ A); signed transitions always take the PyTorch scan."""
+        return self.impl == "auto" and not self.allow_neg_eigval
+
     # -- training / prefill -----------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
         return self._run(x)[0]
@@ -119,7 +131,7 @@ class Mamba(nn.Module):
 
     def _run(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         u_raw, z = self.in_proj(x).chunk(2, dim=-1)  # (B, L, d_inner) each
-        if self.impl == "auto" and cuda.selective_scan_kernel(x) is not None:
+        if self._fused() and cuda.selective_scan_kernel(x) is not None:
             y, h = self._scan_cuda(u_raw, z)
         else:
             y, h = self._scan_torch(u_raw, z)
@@ -131,13 +143,14 @@ class Mamba(nn.Module):
         delta, B, C = self._ssm_inputs(u)
         dtype = scan_dtype(u)
         args = (u.to(dtype), delta.to(dtype), self._A(dtype), B.to(dtype), C.to(dtype))
+        signed = self.allow_neg_eigval
         if self.impl == "reference":
-            y, h = selective_scan_ref(*args)
-        elif self.impl == "auto" and dtype == torch.float32 and native.usable(u):
+            y, h = selective_scan_ref(*args, signed=signed)
+        elif self._fused() and dtype == torch.float32 and native.usable(u):
             y, h = selective_scan_native(*args)
             self.kernel_path = native.PATH_NATIVE
         else:
-            y, h = selective_scan(*args, chunk=self.chunk)
+            y, h = selective_scan(*args, chunk=self.chunk, signed=signed)
             self.kernel_path = cuda.PATH_TORCH
         y = (y + u.to(dtype) * self.D) * F.silu(z.to(dtype))  # (B, L, d_inner)
         return y, h
@@ -185,6 +198,7 @@ class Mamba(nn.Module):
         u, conv_state = self.conv.step(u_raw, state["conv"])
         u = F.silu(u)
         delta, B, C = self._ssm_inputs(u)
-        y, h = selective_step(state["ssm"], u, delta, self._A(u.dtype), B, C)
+        A = self._A(u.dtype)
+        y, h = selective_step(state["ssm"], u, delta, A, B, C, signed=self.allow_neg_eigval)
         y = (y + u * self.D) * F.silu(z)  # (B, d_inner)
         return self.out_proj(y), {"conv": conv_state, "ssm": h}

@@ -10,11 +10,16 @@ GQA), A is one scalar per head (so chunks become matmuls, see
 all input-dependent projections come from one in-projection. Decoding keeps the conv window
 over [x, B, C] and the per-head states (B, H, headdim, d_state): a fixed size.
 
+`allow_neg_eigval` (default off): α_t = 2 exp(Δ_t A_h) − 1 in (−1, 1] instead of exp(Δ_t A_h)
+in (0, 1] (Grazzi et al. 2025, "negative eigenvalues"), the same knob as `mamba3`'s. No
+parameter changes; only the transition does.
+
 Kernel paths (`kernel_path`, updated by every forward): "mamba-ssm-cuda" (mamba-ssm's Triton
 `mamba_chunk_scan_combined` on CUDA when importable), "c-native" (the C kernel in
 `scans/native_kernels.c`, float32 on the CPU with impl="auto" when a C compiler is there),
 "torch-scan" (our chunked SSD; impl="torch" forces it),
-"torch-reference" (impl="reference", the sequential loop).
+"torch-reference" (impl="reference", the sequential loop). With `allow_neg_eigval` the C and
+CUDA kernels are never used (both compute exp(ΔA)): impl="auto" takes "torch-scan".
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from seqbench.architectures.ssm_parts import (
     check_dt_range,
     choice,
     dt_bias_init,
+    flag,
     head_layout,
     no_weight_decay,
     positive_int,
@@ -75,6 +81,7 @@ class Mamba2(nn.Module):
         bias: bool = False,
         impl: str = "auto",
         chunk: int = DEFAULT_CHUNK,
+        allow_neg_eigval: bool = False,
     ) -> None:
         super().__init__()
         self.layer_idx = layer_idx
@@ -86,6 +93,7 @@ class Mamba2(nn.Module):
         check_dt_range(dt_min, dt_max, dt_init_floor)
         self.impl = choice("mamba2 impl", impl, IMPLS)
         self.chunk = positive_int("chunk", chunk)
+        self.allow_neg_eigval = flag("allow_neg_eigval", allow_neg_eigval)
         self.kernel_path = cuda.PATH_REFERENCE if impl == "reference" else cuda.PATH_TORCH
 
         self.d_bc = ngroups * self.d_state
@@ -138,7 +146,9 @@ class Mamba2(nn.Module):
     def _run(self, u: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         z, xbc_raw, dt_raw = self._split_in(u)
         x, B, C = self._split_xbc(conv_silu(self.conv, xbc_raw, fused=self.impl == "auto"))
-        kernel = cuda.ssd_kernel(u) if self.impl == "auto" else None
+        # the fused kernels only know exp(ΔA): signed transitions stay on the PyTorch scan.
+        fused = self.impl == "auto" and not self.allow_neg_eigval
+        kernel = cuda.ssd_kernel(u) if fused else None
         if kernel is not None:
             y, S = kernel(
                 x, dt_raw, self._A(), B, C, CUDA_CHUNK,
@@ -150,12 +160,12 @@ class Mamba2(nn.Module):
             dt = F.softplus(dt_raw + self.dt_bias).to(dtype)  # (B, L, H)
             args = (x.to(dtype), dt, self._A(dtype), B.to(dtype), C.to(dtype))
             if self.impl == "reference":
-                y, S = ssd_ref(*args)
-            elif self.impl == "auto" and dtype == torch.float32 and native.usable(u):
+                y, S = ssd_ref(*args, signed=self.allow_neg_eigval)
+            elif fused and dtype == torch.float32 and native.usable(u):
                 y, S = ssd_native(*args)
                 self.kernel_path = native.PATH_NATIVE
             else:
-                y, S = ssd_chunked(*args, chunk=self.chunk)
+                y, S = ssd_chunked(*args, chunk=self.chunk, signed=self.allow_neg_eigval)
                 self.kernel_path = cuda.PATH_TORCH
         out = self._finish(y.to(u.dtype), x, z)
         return out, {"conv": self.conv.tail(xbc_raw), "ssm": S.to(u.dtype)}
@@ -175,7 +185,7 @@ class Mamba2(nn.Module):
         xbc, conv_state = self.conv.step(xbc_raw, state["conv"])
         x, B, C = self._split_xbc(F.silu(xbc))
         dt = F.softplus(dt_raw + self.dt_bias)  # (B, H)
-        y, S = ssd_step(state["ssm"], x, dt, self._A(x.dtype), B, C)
+        y, S = ssd_step(state["ssm"], x, dt, self._A(x.dtype), B, C, signed=self.allow_neg_eigval)
         return self._finish(y, x, z), {"conv": conv_state, "ssm": S}
 
 

@@ -48,6 +48,7 @@ from seqbench.architectures.ssm_parts import (
     check_dt_range,
     choice,
     dt_bias_init,
+    flag,
     head_layout,
     positive_int,
     scan_dtype,
@@ -57,12 +58,6 @@ from seqbench.errors import UserError
 IMPLS = ("auto", "torch", "reference")
 CUDA_CHUNK = 64  # mamba-ssm's recommended chunk for its Mamba-3 SISO kernel
 TRAP_OFF_LOGIT = 1e4  # λ = σ(1e4) = 1 exactly: the CUDA kernel's Euler rule
-
-
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise UserError(f"{name} must be true or false, got {value!r}")
-    return value
 
 
 @MIXERS.register("mamba3", family="ssm")
@@ -102,11 +97,11 @@ class Mamba3(nn.Module):
             raise UserError(f"mimo_rank must be 0 (SISO) or a positive integer, got {mimo_rank!r}")
         self.mimo_rank = mimo_rank
         self.rank = max(1, mimo_rank)  # columns of x, B and C
-        self.use_trapezoidal = _flag("use_trapezoidal", use_trapezoidal)
-        self.use_rope = _flag("use_rope", use_rope)
-        self.use_bc_norm = _flag("use_bc_norm", use_bc_norm)
-        self.use_bc_bias = _flag("use_bc_bias", use_bc_bias)
-        self.allow_neg_eigval = _flag("allow_neg_eigval", allow_neg_eigval)
+        self.use_trapezoidal = flag("use_trapezoidal", use_trapezoidal)
+        self.use_rope = flag("use_rope", use_rope)
+        self.use_bc_norm = flag("use_bc_norm", use_bc_norm)
+        self.use_bc_bias = flag("use_bc_bias", use_bc_bias)
+        self.allow_neg_eigval = flag("allow_neg_eigval", allow_neg_eigval)
         if use_rope and d_state % 2:
             raise UserError(f"use_rope rotates pairs of state channels: d_state={d_state} is odd")
         lo, hi = _range("A_init_range", A_init_range)

@@ -31,6 +31,13 @@ def positive_int(name: str, value: object) -> int:
     return value
 
 
+def flag(name: str, value: object) -> bool:
+    """A true/false option; 0/1 or strings are refused so a config typo is not read as a flag."""
+    if not isinstance(value, bool):
+        raise UserError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise UserError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")

@@ -22,6 +22,7 @@ from seqbench.architectures.lru import LRU
 from seqbench.architectures.mamba import Mamba
 from seqbench.architectures.mamba2 import Mamba2
 from seqbench.architectures.scans import cuda, native
+from seqbench.architectures.scans.conv import conv_silu
 from seqbench.errors import UserError
 
 D_MODEL = 16
@@ -193,6 +194,104 @@ def test_lru_ring_initialisation(r_min: float, r_max: float, max_phase: float) -
     assert torch.allclose(gamma, torch.sqrt(1 - radius**2), atol=1e-5)
 
 
+# -- negative eigenvalues (allow_neg_eigval; Grazzi et al. 2025) on mamba and mamba2 ------------
+# Mamba-1's small test size (A = -1..-4, Δ <= 0.1 at init) keeps every α > 0.3, so its Δ
+# range is widened here: ΔA then reaches -2 and some α < 0 (asserted below).
+SIGNED = {"mamba": {"dt_min": 0.05, "dt_max": 0.5}, "mamba2": {}}
+UNSIGNED_KERNELS = {  # name -> (the CUDA kernel lookup in `cuda`, the C kernel in the module)
+    "mamba": ("selective_scan_kernel", "selective_scan_native"),
+    "mamba2": ("ssd_kernel", "ssd_native"),
+}
+
+
+def _transitions(mixer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Every α_t = 2 exp(Δ_t A) − 1 the signed mixer applies to input x: per head (mamba2) or
+    per channel and state (mamba)."""
+    if isinstance(mixer, Mamba2):
+        _, _, dt_raw = mixer._split_in(x)
+        a = F.softplus(dt_raw + mixer.dt_bias) * mixer._A(x.dtype)  # (B, L, H)
+    else:
+        u_raw, _ = mixer.in_proj(x).chunk(2, dim=-1)
+        delta = mixer._ssm_inputs(conv_silu(mixer.conv, u_raw, fused=False))[0]
+        a = delta[..., None] * mixer._A(x.dtype)  # (B, L, D, N)
+    return 2 * torch.exp(a) - 1
+
+
+@pytest.mark.parametrize("name", list(SIGNED))
+def test_negative_eigenvalues_fast_path_equals_reference(name: str) -> None:
+    fast = build(name, impl="torch", allow_neg_eigval=True, **SIGNED[name]).double()
+    ref = build(name, impl="reference", allow_neg_eigval=True, **SIGNED[name]).double()
+    x = probe(2, 21, torch.float64)  # 21: not a multiple of the chunk (8)
+    with torch.no_grad():
+        alpha = _transitions(fast, x)
+    assert bool((alpha < 0).any()), "no negative transition: the test would not see the knob"
+    (y_fast, S_fast), (y_ref, S_ref) = fast.prefill(x), ref.prefill(x)
+    assert max_diff(y_fast, y_ref) < 1e-10
+    assert max_diff(S_fast["ssm"], S_ref["ssm"]) < 1e-10
+    w = torch.randn(y_ref.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    (y_fast * w).sum().backward()
+    (y_ref * w).sum().backward()
+    for (pname, p), q in zip(fast.named_parameters(), ref.parameters(), strict=True):
+        assert max_diff(p.grad, q.grad) < 1e-10, pname
+    # same weights, knob off: a different function (the knob is not ignored).
+    plain = build(name, impl="torch", **SIGNED[name]).double()
+    assert max_diff(plain(x), y_fast) > 1e-3
+
+
+@pytest.mark.parametrize("name", list(SIGNED))
+def test_negative_eigenvalues_decode_equals_forward(name: str) -> None:
+    mixer = build(name, allow_neg_eigval=True, **SIGNED[name])
+    x = probe(2, 24)
+    with torch.no_grad():
+        y_full, state_full = mixer.prefill(x)
+        y_steps, state_steps = prefill_by_steps(mixer, x)
+        _, state = mixer.prefill(x[:, :10])
+        for t in range(10, 24):
+            y_t, state = mixer.step(x[:, t], state)
+            assert max_diff(y_t, y_full[:, t]) < 1e-5, t
+    assert max_diff(y_full, y_steps) < 1e-5
+    assert max_diff(state_full["ssm"], state_steps["ssm"]) < 1e-5
+
+
+@pytest.mark.parametrize("name", list(SIGNED))
+def test_negative_eigenvalues_never_take_the_unsigned_kernels(name: str, monkeypatch) -> None:
+    """The C and CUDA kernels compute exp(ΔA): with the knob, impl="auto" must run the PyTorch
+    scan even where they are available. Here both are made "available" and fail when called."""
+    module = sys.modules[SMALL[name][0].__module__]
+    cuda_lookup, native_fn = UNSIGNED_KERNELS[name]
+
+    def unsigned_kernel(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the unsigned kernel ran with allow_neg_eigval")
+
+    monkeypatch.setattr(module.cuda, cuda_lookup, lambda t: unsigned_kernel)
+    monkeypatch.setattr(module.native, "usable", lambda t: True)
+    monkeypatch.setattr(module, native_fn, unsigned_kernel)
+    x = probe(1, 9)
+    with pytest.raises(AssertionError, match="unsigned kernel"):  # the patches do bite
+        build(name)(x)
+    monkeypatch.setattr(module.cuda, cuda_lookup, lambda t: None)
+    with pytest.raises(AssertionError, match="unsigned kernel"):  # the C one too
+        build(name)(x)
+    signed = build(name, allow_neg_eigval=True)
+    y = signed(x)
+    assert signed.kernel_path == cuda.PATH_TORCH
+    monkeypatch.undo()
+    ref = build(name, impl="reference", allow_neg_eigval=True)
+    assert max_diff(y, ref(x)) < 1e-5
+
+
+@pytest.mark.parametrize("name", list(SIGNED))
+def test_negative_eigenvalues_pass_the_conformance_gate(name: str) -> None:
+    from seqbench.architectures.conformance import check_sequence_mixer
+
+    cls = SMALL[name][0]
+    report = check_sequence_mixer(
+        lambda: cls(64, layer_idx=0, allow_neg_eigval=True), f"{name}[allow_neg_eigval]"
+    )
+    assert report.passed, report.format()
+    assert report.state_bytes[64] == report.state_bytes[256] > 0
+
+
 # -- one-line errors -----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("cls", "kwargs", "fragment"),
@@ -203,10 +302,12 @@ def test_lru_ring_initialisation(r_min: float, r_max: float, max_phase: float) -
         (Mamba, {"dt_rank": 0}, "dt_rank"),
         (Mamba, {"impl": "cuda"}, "impl"),
         (Mamba, {"chunk": 0}, "chunk"),
+        (Mamba, {"allow_neg_eigval": "yes"}, "allow_neg_eigval"),
         (Mamba2, {"headdim": 7}, "headdim"),
         (Mamba2, {"ngroups": 3, "headdim": 8}, "ngroups"),
         (Mamba2, {"A_init_range": (0.0, 1.0)}, "A_init_range"),
         (Mamba2, {"A_init_range": "wide"}, "A_init_range"),
+        (Mamba2, {"allow_neg_eigval": 1}, "allow_neg_eigval"),
         (LRU, {"r_min": 0.9, "r_max": 0.5}, "r_min"),
         (LRU, {"max_phase": 0.0}, "max_phase"),
         (LRU, {"d_state": -3}, "d_state"),

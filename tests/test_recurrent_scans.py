@@ -165,3 +165,71 @@ def test_scan_inplace_matches_the_plain_recurrence_for_every_split(reverse: bool
                 expected[t] = expected[t] + lam * expected[t + 1 if reverse else t - 1]
             scan_inplace(lam, x, chunk, reverse=reverse)
             assert_close(x, torch.stack(expected), 1e-10, f"L {length}, chunk {chunk}")
+
+
+# -- signed transitions (Grazzi et al. 2025): α = 2 exp(Δ A) − 1 in (−1, 1] -----------------------
+@pytest.mark.parametrize(("length", "heads", "groups", "chunk"), [(37, 4, 2, 8), (9, 2, 1, 4)])
+def test_signed_ssd_chunked_equals_reference_float64(
+    length: int, heads: int, groups: int, chunk: int
+) -> None:
+    inputs = ssd_inputs(2, length, heads, groups, F64)
+    dt, A = inputs[1:3]
+    alpha = (2 * torch.exp(dt * A) - 1).detach()
+    assert bool((alpha < 0).any()) and bool((alpha > 0).any())  # both signs are exercised
+    signed = {"signed": True}
+    y, S, grads = vjp(lambda *a: ssd_chunked(*a, chunk=chunk, **signed), inputs, 0.5)
+    y_ref, S_ref, grads_ref = vjp(lambda *a: ssd_ref(*a, **signed), inputs, 0.5)
+    assert_close(y, y_ref, 1e-10, "output")
+    assert_close(S, S_ref, 1e-10, "final state")
+    for name, g, g_ref in zip(["x", "dt", "A", "B", "C"], grads, grads_ref, strict=True):
+        assert_close(g, g_ref, 1e-10, f"gradient of {name}")
+    # the knob is not ignored: the unsigned scan of the same inputs is far from this one.
+    assert float((ssd_chunked(*inputs, chunk=chunk)[0] - y).detach().abs().max()) > 1e-2
+
+
+def test_signed_ssd_flips_the_state_sign_every_step() -> None:
+    """Δ A = −50 gives α = 2 e^−50 − 1 ≈ −1: one input at t = 0 is read back with sign (−1)^t,
+    in the reference and across chunk boundaries of the chunked form; unsigned it vanishes."""
+    L = 11
+    x = torch.zeros(1, L, 1, 1, dtype=F64)
+    x[0, 0] = 1.0
+    dt = torch.ones(1, L, 1, dtype=F64)
+    A = torch.tensor([-50.0], dtype=F64)
+    B = C = torch.ones(1, L, 1, 1, dtype=F64)
+    expected = torch.tensor([(-1.0) ** t for t in range(L)], dtype=F64)
+    for y, _ in (ssd_ref(x, dt, A, B, C, signed=True), ssd_chunked(x, dt, A, B, C, 4, signed=True)):
+        assert_close(y[0, :, 0, 0], expected, 1e-12, "alternating read-out")
+    assert float(ssd_chunked(x, dt, A, B, C, 4)[0][0, 1:].abs().max()) < 1e-20
+
+
+@pytest.mark.parametrize(("length", "chunk"), [(37, 8), (7, 3)])
+def test_signed_selective_scan_equals_reference_float64(length: int, chunk: int) -> None:
+    """Mamba-1's scan with α = 2 exp(Δ A) − 1 per channel and state: the hand-written backward
+    must use dα/d(ΔA) = α + 1, not α, or every gradient but C's is off."""
+    inputs = selective_inputs(2, length, 5, 4, F64)
+    delta, A = inputs[1], inputs[2]
+    alpha = (2 * torch.exp(delta[..., None] * A) - 1).detach()  # (B, L, D, N)
+    assert bool((alpha < 0).any()) and bool((alpha > 0).any())  # both signs are exercised
+    y, h, grads = vjp(lambda *a: selective_scan(*a, chunk=chunk, signed=True), inputs)
+    y_ref, h_ref, grads_ref = vjp(lambda *a: selective_scan_ref(*a, signed=True), inputs)
+    assert_close(y, y_ref, 1e-10, "output")
+    assert_close(h, h_ref, 1e-10, "final state")
+    for name, g, g_ref in zip(["u", "delta", "A", "B", "C"], grads, grads_ref, strict=True):
+        assert_close(g, g_ref, 1e-10, f"gradient of {name}")
+    assert float((selective_scan(*inputs, chunk=chunk)[0] - y).detach().abs().max()) > 1e-2
+
+
+def test_signed_selective_scan_flips_the_state_sign_every_step() -> None:
+    L = 11
+    u = torch.zeros(1, L, 1, dtype=F64)
+    u[0, 0] = 1.0
+    delta = torch.ones(1, L, 1, dtype=F64)
+    A = torch.tensor([[-50.0]], dtype=F64)  # α = 2 e^−50 − 1 ≈ −1
+    B = C = torch.ones(1, L, 1, dtype=F64)
+    expected = torch.tensor([(-1.0) ** t for t in range(L)], dtype=F64)
+    ref, fast = (
+        selective_scan_ref(u, delta, A, B, C, signed=True),
+        selective_scan(u, delta, A, B, C, 4, signed=True),
+    )
+    for y, _ in (ref, fast):
+        assert_close(y[0, :, 0], expected, 1e-12, "alternating read-out")

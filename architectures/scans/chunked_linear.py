@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from seqbench.architectures.scans.ssd import segsum
+from seqbench.architectures.scans.decay import segsum
 
 DEFAULT_CHUNK = 32  # fastest of 16, 32, 64, 128 on CPU (benchmarks/bench_linear.py)
 

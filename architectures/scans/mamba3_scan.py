@@ -37,15 +37,17 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from seqbench.architectures.scans.ssd import DEFAULT_CHUNK, segsum
+from seqbench.architectures.scans.decay import (
+    decay_matrix,
+    log_transition,
+    prefix_transition,
+    suffix_transition,
+    transition,
+)
+from seqbench.architectures.scans.ssd import DEFAULT_CHUNK
 
 State = dict[str, Tensor]
 CHECKPOINT_TOKENS = 512  # longer sequences recompute each group of this many steps in backward
-
-
-def transition(a: Tensor, signed: bool) -> Tensor:
-    """α = exp(a) in (0, 1], or 2 exp(a) − 1 in (−1, 1] when `signed`."""
-    return 2 * torch.exp(a) - 1 if signed else torch.exp(a)
 
 
 def rotate(v: Tensor, angle: Tensor) -> Tensor:
@@ -141,47 +143,6 @@ def mamba3_ref(
     return torch.stack(ys, dim=1), state
 
 
-def _log_transition(a: Tensor, signed: bool) -> tuple[Tensor, Tensor | None]:
-    """log |α| and, when `signed`, a 0/1 mask of negative α (its parity gives the sign of a
-    product). |α| is floored at the smallest normal number so log stays finite."""
-    if not signed:
-        return a, None
-    alpha = transition(a, True)
-    tiny = torch.finfo(alpha.dtype).tiny
-    return torch.log(alpha.abs().clamp_min(tiny)), (alpha < 0).to(alpha.dtype)
-
-
-def _sign_of_products(neg: Tensor) -> Tensor:
-    """neg (.., T) 0/1 -> (.., T, T) with [i, j] = sign of α_{j+1} ... α_i (lower triangle)."""
-    count = neg.cumsum(-1)
-    between = count[..., :, None] - count[..., None, :]  # exact small integers
-    return 1 - 2 * torch.remainder(between, 2)
-
-
-def _decay_matrix(log_abs: Tensor, neg: Tensor | None) -> Tensor:
-    """(.., T) -> (.., T, T): [i, j] = α_{j+1} ... α_i for i >= j, else 0."""
-    decay = torch.exp(segsum(log_abs))
-    return decay if neg is None else decay * _sign_of_products(neg)
-
-
-def _suffix_transition(log_abs: Tensor, neg: Tensor | None) -> Tensor:
-    """(.., T) -> (.., T): [s] = α_{s+1} ... α_T, the transition from step s to the chunk end."""
-    after = F.pad(log_abs.flip(-1).cumsum(-1).flip(-1)[..., 1:], (0, 1))  # Σ_{k>s} log|α_k|
-    out = torch.exp(after)
-    if neg is not None:
-        count = F.pad(neg.flip(-1).cumsum(-1).flip(-1)[..., 1:], (0, 1))
-        out = out * (1 - 2 * torch.remainder(count, 2))
-    return out
-
-
-def _prefix_transition(log_abs: Tensor, neg: Tensor | None) -> Tensor:
-    """(.., T) -> (.., T): [t] = α_1 ... α_t, the transition from the chunk start to step t."""
-    out = torch.exp(log_abs.cumsum(-1))
-    if neg is not None:
-        out = out * (1 - 2 * torch.remainder(neg.cumsum(-1), 2))
-    return out
-
-
 @dataclass
 class _Chunks:
     """Per-chunk inputs (b, H, c, T, ...), B and C not yet rotated; angle None without rope."""
@@ -218,7 +179,7 @@ def _chunk_states(
     Takes every `_Chunks` field (C and β_{t+1} are not needed here)."""
     b, H, c, T, P, R = x.shape
     Bf = _rotated(B, angle).transpose(-1, -2).reshape(b, H, c, T * R, -1)  # rows (s, r)
-    w = _suffix_transition(log_abs, neg) * sigma  # (b, H, c, T)
+    w = suffix_transition(log_abs, neg) * sigma  # (b, H, c, T)
     xw = (x * w[..., None, None]).transpose(-1, -2).reshape(b, H, c, T * R, P)
     return xw.transpose(-1, -2) @ Bf
 
@@ -240,13 +201,13 @@ def _chunk_outputs(
     Cf = _rotated(C, angle).transpose(-1, -2).reshape(b, H, c, T * R, -1)  # rows (t, r')
     xf = x.transpose(-1, -2).reshape(b, H, c, T * R, P)
     # within chunks: W[t, s] = (α_{s+1} .. α_t) σ_s for s < t, γ_t on the diagonal.
-    W = _decay_matrix(log_abs, neg) * sigma[..., None, :]  # (b, H, c, T, T)
+    W = decay_matrix(log_abs, neg) * sigma[..., None, :]  # (b, H, c, T, T)
     if beta_next is not None:
         W = W - torch.diag_embed(beta_next)
     scores = (Cf @ Bf.transpose(-1, -2)).view(b, H, c, T, R, T, R) * W[..., :, None, :, None]
     y = scores.view(b, H, c, T * R, T * R) @ xf  # (b, H, c, T R', P)
     # the carried-in state read out at each step, after the transitions since the chunk start.
-    into = _prefix_transition(log_abs, neg).repeat_interleave(R, dim=-1)[..., None]
+    into = prefix_transition(log_abs, neg).repeat_interleave(R, dim=-1)[..., None]
     y = y + (Cf @ carried.transpose(-1, -2)) * into
     return y.view(b, H, c, T, R, P).transpose(-1, -2)
 
@@ -292,7 +253,7 @@ def mamba3_chunked(
         sigma = gamma + beta_next
     else:
         beta_next, sigma = None, gamma
-    log_abs, neg = _log_transition(a, signed)
+    log_abs, neg = log_transition(a, signed)
 
     T = min(chunk, L)
     pad = -L % T  # padded steps: α = 1 and no input, so the state passes through unchanged
@@ -312,7 +273,7 @@ def mamba3_chunked(
     # states passed across chunks with the whole-chunk transitions.
     totals = F.pad(parts.log_abs.sum(-1), (1, 0))  # (b, H, c + 1)
     neg_totals = None if neg is None else F.pad(parts.neg.sum(-1), (1, 0))
-    carried = _decay_matrix(totals, neg_totals) @ F.pad(states, (0, 0, 0, 0, 1, 0)).flatten(-2)
+    carried = decay_matrix(totals, neg_totals) @ F.pad(states, (0, 0, 0, 0, 1, 0)).flatten(-2)
     carried = carried.view(b, H, c + 1, P, -1)  # [k] = state after chunk k-1
     y = _in_groups(_chunk_outputs, parts, carried[:, :, :-1])  # (b, H, c, T, P, R)
     y = y.permute(0, 2, 3, 1, 4, 5).reshape(b, c * T, H, P, R)[:, :L]

@@ -18,6 +18,12 @@ The recurrence, per batch b, channel d and state n (Gu & Dao 2023, eq. 2a-2b):
   boundary, and the backward recomputes one chunk's states from its checkpoint, runs the
   adjoint recurrence g_t = C_t y'_t + exp(Δ_{t+1} A) ⊙ g_{t+1} backwards in time, and reduces.
   Autograd never sees the loop, so there is no per-step graph.
+
+`signed` (Grazzi et al. 2025, "negative eigenvalues") replaces the transition exp(Δ A) by
+α = 2 exp(Δ A) − 1 in (−1, 1]. Nothing here works in log space (the time loop multiplies by
+the transition itself), so the only other change is dα/d(Δ A) in the backward: α for
+exp, 2 exp(Δ A) = α + 1 signed. The C kernel and mamba-ssm's CUDA kernel compute exp(Δ A)
+only; callers must not use them with `signed`.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import torch
 from torch import Tensor
 
 from seqbench.architectures.scans import native
+from seqbench.architectures.scans.decay import transition
 
 DEFAULT_CHUNK = (
     8  # time steps per batched block: (chunk, B, N, D) buffers stay in L2; measured best
@@ -33,16 +40,31 @@ DEFAULT_CHUNK = (
 
 
 def selective_step(
-    h: Tensor, u_t: Tensor, delta_t: Tensor, A: Tensor, B_t: Tensor, C_t: Tensor
+    h: Tensor,
+    u_t: Tensor,
+    delta_t: Tensor,
+    A: Tensor,
+    B_t: Tensor,
+    C_t: Tensor,
+    *,
+    signed: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """One recurrence step. h (B, D, N); u_t, delta_t (B, D); A (D, N); B_t, C_t (B, N)."""
-    h = torch.exp(delta_t[..., None] * A) * h + (delta_t * u_t)[..., None] * B_t[:, None, :]
+    alpha = transition(delta_t[..., None] * A, signed)  # (B, D, N)
+    h = alpha * h + (delta_t * u_t)[..., None] * B_t[:, None, :]
     y_t = (h * C_t[:, None, :]).sum(-1)  # (B, D)
     return y_t, h
 
 
 def selective_scan_ref(
-    u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, h0: Tensor | None = None
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    h0: Tensor | None = None,
+    *,
+    signed: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Sequential reference. u, delta (B, L, D); A (D, N); B, C (B, L, N) -> y (B, L, D), h_L.
 
@@ -55,19 +77,26 @@ def selective_scan_ref(
     for u_t, d_t, B_t, C_t in zip(
         u.unbind(1), delta.unbind(1), B.unbind(1), C.unbind(1), strict=True
     ):
-        y_t, h = selective_step(h, u_t, d_t, A, B_t, C_t)
+        y_t, h = selective_step(h, u_t, d_t, A, B_t, C_t, signed=signed)
         ys.append(y_t)
     return torch.stack(ys, dim=1), h  # (B, L, D), (B, D, N)
 
 
 def selective_scan(
-    u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int = DEFAULT_CHUNK
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    chunk: int = DEFAULT_CHUNK,
+    *,
+    signed: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Fast path with the signature of `selective_scan_ref` (no h0): y (B, L, D), h_L (B, D, N).
 
     The final state is not differentiable (decoding and prefill use it; training uses y).
     """
-    return SelectiveScanFn.apply(u, delta, A, B, C, chunk)
+    return SelectiveScanFn.apply(u, delta, A, B, C, chunk, signed)
 
 
 def _chunked(t: Tensor, chunks: int, T: int) -> Tensor:
@@ -97,8 +126,11 @@ class _ChunkBuffers:
     its own, and Python overhead stays small next to the tensor work.
     """
 
-    def __init__(self, u: Tensor, delta: Tensor, B: Tensor, C: Tensor, A: Tensor, chunk: int):
+    def __init__(
+        self, u: Tensor, delta: Tensor, B: Tensor, C: Tensor, A: Tensor, chunk: int, signed: bool
+    ):
         batch, length, channels = u.shape
+        self.signed = signed
         n = A.shape[1]
         self.T = min(chunk, length)
         self.count = -(-length // self.T)
@@ -115,18 +147,20 @@ class _ChunkBuffers:
         self.C_col = self.C[..., None].unbind(0)
         self.C_row = self.C[:, :, :, None, :].unbind(0)
         shape = (self.T, batch, n, channels)
-        self.decay = u.new_empty(shape)  # exp(Δ A) for the chunk
+        self.decay = u.new_empty(shape)  # the transition α (exp(Δ A), or 2 exp(Δ A) − 1)
         self.states = u.new_empty(shape)  # h_t for the chunk
         self.decay_rows, self.state_rows = self.decay.unbind(0), self.states.unbind(0)
 
     def states_of_chunk(self, i: int, h: Tensor) -> None:
         """Fill decay and states (T, B, N, D) of chunk i from the state h before it."""
         torch.mul(self.delta_row[i], self.A_t, out=self.decay).exp_()
+        if self.signed:
+            self.decay.mul_(2).sub_(1)
         torch.mul(self.du_row[i], self.B_col[i], out=self.states)
         rows, decays = self.state_rows, self.decay_rows
         rows[0].addcmul_(decays[0], h)
         for prev, cur, a in zip(rows, rows[1:], decays[1:], strict=False):
-            cur.addcmul_(a, prev)  # h_t = exp(Δ_t A) h_{t-1} + Δ_t u_t B_t
+            cur.addcmul_(a, prev)  # h_t = α_t h_{t-1} + Δ_t u_t B_t
 
 
 class SelectiveScanFn(torch.autograd.Function):
@@ -136,8 +170,8 @@ class SelectiveScanFn(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, chunk):  # type: ignore[override]
-        bufs = _ChunkBuffers(u, delta, B, C, A, chunk)
+    def forward(ctx, u, delta, A, B, C, chunk, signed):  # type: ignore[override]
+        bufs = _ChunkBuffers(u, delta, B, C, A, chunk, signed)
         batch, length, channels = u.shape
         y = u.new_empty(bufs.count, bufs.T, batch, 1, channels)
         # checkpoints[i] is the state before chunk i; the last one is the final state.
@@ -147,7 +181,7 @@ class SelectiveScanFn(torch.autograd.Function):
             torch.matmul(bufs.C_row[i], bufs.states, out=y[i])  # Σ_n C h
             checkpoints[i + 1].copy_(bufs.state_rows[-1])
         ctx.save_for_backward(u, delta, A, B, C, checkpoints)
-        ctx.chunk = chunk
+        ctx.chunk, ctx.signed = chunk, signed
         # Padded steps leave the state unchanged, so the last checkpoint is h_L.
         h_last = checkpoints[-1].transpose(1, 2).contiguous()  # (B, D, N)
         ctx.mark_non_differentiable(h_last)
@@ -156,7 +190,7 @@ class SelectiveScanFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y, _grad_h):  # type: ignore[override]
         u, delta, A, B, C, checkpoints = ctx.saved_tensors
-        bufs = _ChunkBuffers(u, delta, B, C, A, ctx.chunk)
+        bufs = _ChunkBuffers(u, delta, B, C, A, ctx.chunk, ctx.signed)
         c, T = bufs.count, bufs.T
         gy = _chunked(grad_y, c, T)  # (c, T, B, D)
         gy_row = gy[:, :, :, None, :]  # (c, T, B, 1, D)
@@ -181,8 +215,10 @@ class SelectiveScanFn(torch.autograd.Function):
             torch.matmul(gy_row[i], states.transpose(2, 3), out=g_C[i])  # Σ_d y' h
             torch.matmul(bufs.du_row[i], g.transpose(2, 3), out=g_B[i])  # Σ_d g Δu
             torch.matmul(bufs.B_row[i], g, out=g_du[i])  # Σ_n g B
-            # dL/d(Δ A) = g_t ⊙ h_{t-1} ⊙ exp(Δ_t A), built in place over the adjoint buffer.
-            g.mul_(decay)
+            # dL/d(Δ A) = g_t ⊙ h_{t-1} ⊙ dα_t/d(Δ_t A), built in place over the adjoint
+            # buffer; dα/d(Δ A) is α for exp, 2 exp(Δ A) = α + 1 signed (decay is refilled by
+            # the next chunk's states_of_chunk, so it may be overwritten here).
+            g.mul_(decay.add_(1) if bufs.signed else decay)
             g[1:].mul_(states[: T - 1])
             g[0].mul_(checkpoints[i])
             torch.sum(torch.mul(g, bufs.A_t, out=states), 2, out=g_delta[i])  # Σ_n (.) A
@@ -197,6 +233,7 @@ class SelectiveScanFn(torch.autograd.Function):
             g_A.t(),
             _unchunked(g_B[:, :, :, 0], length),
             _unchunked(g_C[:, :, :, 0], length),
+            None,
             None,
         )
 

@@ -11,8 +11,13 @@ Everything is a batched matmul, and autograd differentiates it. Why this does no
 Mamba-1: there the decay differs per channel *and* state, so the decay matrix would be
 (T x T) per channel and state, and exp of long cumulative sums loses float32 precision.
 
-`segsum` takes differences as sums of the terms between two steps (not as differences of two
-long cumulative sums), which keeps exp(segsum) accurate in float32.
+`signed` (Grazzi et al. 2025) makes the transition α_t = 2 exp(a_t) − 1 in (−1, 1] instead of
+exp(a_t) in (0, 1]: a state can flip sign each step, which parity-like state tracking needs.
+The chunked form then builds its decay products as exp(Σ log |α|) times the parity sign of the
+negative factors (`scans/decay.py`, shared with Mamba-3's scan); the C kernel and mamba-ssm's
+CUDA kernel assume exp(a) and must not be used with it. `segsum` (also in `scans/decay.py`)
+takes differences as sums of the terms between two steps, which keeps exp(segsum) accurate
+in float32.
 """
 
 from __future__ import annotations
@@ -22,6 +27,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seqbench.architectures.scans import native
+from seqbench.architectures.scans.decay import (
+    decay_matrix,
+    log_transition,
+    prefix_transition,
+    transition,
+)
+from seqbench.architectures.scans.decay import segsum as segsum  # re-exported: older importers
 
 DEFAULT_CHUNK = 64  # CPU cost grows with L * chunk inside chunks and (L / chunk)^2 across them
 
@@ -32,17 +44,31 @@ def _heads(t: Tensor, n_heads: int) -> Tensor:
 
 
 def ssd_step(
-    S: Tensor, x_t: Tensor, dt_t: Tensor, A: Tensor, B_t: Tensor, C_t: Tensor
+    S: Tensor,
+    x_t: Tensor,
+    dt_t: Tensor,
+    A: Tensor,
+    B_t: Tensor,
+    C_t: Tensor,
+    *,
+    signed: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """One step. S (b, H, P, N); x_t (b, H, P); dt_t (b, H); A (H,); B_t, C_t (b, G, N)."""
     B_h, C_h = _heads(B_t, x_t.shape[1]), _heads(C_t, x_t.shape[1])  # (b, H, N)
-    decay = torch.exp(dt_t * A)[..., None, None]  # (b, H, 1, 1)
+    decay = transition(dt_t * A, signed)[..., None, None]  # (b, H, 1, 1)
     S = decay * S + (dt_t[..., None] * x_t)[..., None] * B_h[:, :, None, :]
     return (S * C_h[:, :, None, :]).sum(-1), S  # (b, H, P), (b, H, P, N)
 
 
 def ssd_ref(
-    x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, S0: Tensor | None = None
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    S0: Tensor | None = None,
+    *,
+    signed: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Sequential reference. x (b, L, H, P); dt (b, L, H); A (H,); B, C (b, L, G, N)."""
     b, _, H, P = x.shape
@@ -51,46 +77,46 @@ def ssd_ref(
     for x_t, dt_t, B_t, C_t in zip(
         x.unbind(1), dt.unbind(1), B.unbind(1), C.unbind(1), strict=True
     ):
-        y_t, S = ssd_step(S, x_t, dt_t, A, B_t, C_t)
+        y_t, S = ssd_step(S, x_t, dt_t, A, B_t, C_t, signed=signed)
         ys.append(y_t)
     return torch.stack(ys, dim=1), S  # (b, L, H, P), (b, H, P, N)
 
 
-def segsum(a: Tensor) -> Tensor:
-    """a (..., T) -> (..., T, T) with [i, j] = a_{j+1} + ... + a_i for i >= j, else -inf."""
-    T = a.shape[-1]
-    terms = a[..., :, None].expand(*a.shape, T)  # [k, j] = a_k
-    ones = torch.ones(T, T, dtype=torch.bool, device=a.device)
-    sums = terms.masked_fill(~ones.tril(-1), 0.0).cumsum(dim=-2)  # [i, j] = Σ_{j<k<=i} a_k
-    return sums.masked_fill(~ones.tril(), float("-inf"))
-
-
 def ssd_chunked(
-    x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int = DEFAULT_CHUNK
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    chunk: int = DEFAULT_CHUNK,
+    *,
+    signed: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Chunked SSD with the signature of `ssd_ref` (no S0): y (b, L, H, P), S_L (b, H, P, N)."""
     b, L, H, P = x.shape
     G, N = B.shape[-2:]
     r, T = H // G, min(chunk, L)
-    pad = -L % T  # padded steps have Δ = 0: decay 1 and no input, so the state is unchanged
+    pad = -L % T  # padded steps have Δ = 0: α = 1 (either form) and no input: state unchanged
     x, dt = F.pad(x, (0, 0, 0, 0, 0, pad)), F.pad(dt, (0, 0, 0, pad))
     B, C = F.pad(B, (0, 0, 0, 0, 0, pad)), F.pad(C, (0, 0, 0, 0, 0, pad))
     c = (L + pad) // T
     # Layout (b, G, r, c, T, ...): heads split into groups, time into chunks.
     xdt = (x * dt[..., None]).view(b, c, T, G, r, P).permute(0, 3, 4, 1, 2, 5)
-    a = (dt * A).view(b, c, T, G, r).permute(0, 3, 4, 1, 2)  # (b, G, r, c, T) log-decay
+    a = (dt * A).view(b, c, T, G, r).permute(0, 3, 4, 1, 2)  # (b, G, r, c, T)
+    log_abs, neg = log_transition(a, signed)  # log |α| (= a unsigned); 0/1 where α < 0
     Bc = B.view(b, c, T, G, N).permute(0, 3, 1, 2, 4)[:, :, None]  # (b, G, 1, c, T, N)
     Cc = C.view(b, c, T, G, N).permute(0, 3, 1, 2, 4)[:, :, None]
-    decay = torch.exp(segsum(a))  # (b, G, r, c, T, T): exp(a_{j+1} + .. + a_i)
+    decay = decay_matrix(log_abs, neg)  # (b, G, r, c, T, T): α_{j+1} .. α_i
     # 1. within chunks: masked, decayed attention of C on B.
     y = ((Cc @ Bc.transpose(-1, -2)) * decay) @ xdt  # (b, G, r, c, T, P)
     # 2. each chunk's own final state, then 3. states passed across chunks.
     states = (xdt * decay[..., -1, :, None]).transpose(-1, -2) @ Bc  # (b, G, r, c, P, N)
-    totals = F.pad(a.sum(-1), (1, 0))  # (b, G, r, c + 1): log-decay of whole chunks
-    carried = torch.exp(segsum(totals)) @ F.pad(states, (0, 0, 0, 0, 1, 0)).flatten(-2)
+    totals = F.pad(log_abs.sum(-1), (1, 0))  # (b, G, r, c + 1): log |α| of whole chunks
+    neg_totals = None if neg is None else F.pad(neg.sum(-1), (1, 0))
+    carried = decay_matrix(totals, neg_totals) @ F.pad(states, (0, 0, 0, 0, 1, 0)).flatten(-2)
     carried = carried.view(b, G, r, c + 1, P, N)  # [k] = state after chunk k-1
     # 4. the carried-in state read out inside each chunk, decayed to each step.
-    cum = torch.exp(a.cumsum(-1))[..., None]  # (b, G, r, c, T, 1)
+    cum = prefix_transition(log_abs, neg)[..., None]  # (b, G, r, c, T, 1): α_1 .. α_t
     y = y + (Cc @ carried[:, :, :, :-1].transpose(-1, -2)) * cum
     y = y.permute(0, 3, 4, 1, 2, 5).reshape(b, c * T, H, P)[:, :L]
     return y, carried[:, :, :, -1].reshape(b, H, P, N)
