@@ -241,3 +241,10 @@ def test_moe_at_the_ceiling_is_inconclusive(tmp_path):
     result = verdicts(tmp_path, records)["moe-memorization"]
     assert result.verdict == INCONCLUSIVE, result.settings
     assert "no room" in result.settings[0].observed
+
+
+def test_mqar_without_a_pair_count_knob_reads_not_measured(tmp_path):
+    """Runs that never set num_pairs (the task default) give the pairs finding one pair count:
+    not measured, not a crash."""
+    records = seeds("mha", "mqar", 1.0) + seeds("lru", "mqar", 0.3)
+    assert verdicts(tmp_path, records)["recall-gap-pairs"].verdict == NOT_MEASURED

@@ -101,7 +101,10 @@ class Config:
         return statistics.median(values) if values else math.nan
 
     def split(self, column: str) -> list[tuple[Any, Config]]:
-        """One configuration per value of `column` (e.g. the training length), in order."""
+        """One configuration per value of `column` (e.g. the training length), in order; the
+        whole configuration as one when no run records that column (a knob left unset)."""
+        if column not in self.rows.columns:
+            return [(None, self)]
         return [
             (value, Config(self.arch, rows, self.records, self.label))
             for value, rows in self.rows.groupby(column, sort=True)
