@@ -168,7 +168,11 @@ def test_local_cluster_matches_serial_and_records_failures(
 def test_ctrl_c_cancels_the_running_jobs(cluster) -> None:
     folder = cluster("local")
     launcher = get_launcher("slurm")
-    (slow,) = jobs_for(tiny_spec(task=SLOW, knobs={"sleep_s": 0.05}, steps=5000, warmup=0))
+    # early_stop off: the task is learnt within seconds, and a solved run would end before
+    # Ctrl-C comes (the launcher would then return instead of raising)
+    (slow,) = jobs_for(
+        tiny_spec(task=SLOW, knobs={"sleep_s": 0.05}, steps=5000, warmup=0, early_stop=False)
+    )
 
     def press_ctrl_c() -> None:  # once the job's own process runs, SIGINT to this one only
         deadline = time.monotonic() + 60
@@ -180,7 +184,8 @@ def test_ctrl_c_cancels_the_running_jobs(cluster) -> None:
 
     threading.Thread(target=press_ctrl_c, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
-        list(launcher.run([slow], lambda job: None))
+        records = list(launcher.run([slow], lambda job: None))
+        pytest.fail(f"the run ended before Ctrl-C: {[r['status'] for _, r in records]}")
     deadline = time.monotonic() + 20
     while _processes_mentioning(str(folder)) and time.monotonic() < deadline:
         time.sleep(0.1)
