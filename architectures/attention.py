@@ -1,9 +1,12 @@
 """Causal softmax attention with grouped key/value heads: MHA, GQA and MQA from one knob.
 
 `n_kv_heads` = `n_heads` is multi-head attention, 1 is multi-query, anything between that
-divides `n_heads` is grouped-query. The fast path calls `scaled_dot_product_attention`
-(fused, never materialises the L x L scores on kernels that support it); the reference path
-builds the score matrix and applies an explicit softmax, and tests hold the two equal.
+divides `n_heads` is grouped-query. The fused path (`impl="sdpa"`, the default) never
+materialises the L x L scores: for float32 on the CPU with heads of at most 8 numbers it runs
+our C kernel (`scans/attention_native.py`, several times faster than PyTorch's there), else
+`scaled_dot_product_attention`; `impl="torch"` always takes the latter. The reference path
+builds the score matrix and applies an explicit softmax, and tests hold all three equal.
+`kernel_path` records which ran: "c-native", "torch-sdpa" or "torch-reference".
 Decoding keeps a KV cache of 2 * n_kv_heads * head_dim * tokens_seen values per layer.
 
 `window=W` makes it sliding-window attention (Longformer/Mistral/Based): query t sees keys
@@ -24,9 +27,11 @@ from torch import Tensor, nn
 
 from seqbench.architectures.registry import MIXERS
 from seqbench.architectures.rope import apply_rope, rope_angles
+from seqbench.architectures.scans import attention_native, cuda, native
 from seqbench.errors import UserError
 
-IMPLS = ("sdpa", "reference")
+IMPLS = ("sdpa", "torch", "reference")
+PATH_SDPA = "torch-sdpa"
 POSITIONS = ("rope", "none")
 
 
@@ -129,6 +134,7 @@ class Attention(nn.Module):
         self.positions = positions
         self.rope_base = rope_base
         self.impl = impl
+        self.kernel_path = cuda.PATH_REFERENCE if impl == "reference" else PATH_SDPA
         kv_dim = n_kv_heads * self.head_dim
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
         self.kv_proj = nn.Linear(d_model, 2 * kv_dim, bias=bias)
@@ -159,6 +165,10 @@ class Attention(nn.Module):
         """Full-sequence causal (or sliding-window) attention through the configured impl."""
         if self.impl == "reference":
             return attention_reference(q, k, v, window=self.window)
+        if self.impl == "sdpa" and attention_native.usable(q):
+            self.kernel_path = native.PATH_NATIVE
+            return attention_native.attention_native(q, k, v, self.window)
+        self.kernel_path = PATH_SDPA
         if self.window is not None:
             return attention_sliding(q, k, v, self.window)
         return attention_sdpa(q, k, v)

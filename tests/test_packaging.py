@@ -58,7 +58,7 @@ def test_the_wheel_holds_every_module_and_suite(wheel) -> None:
     expected = set()
     for folder, target in MAPPED.items():
         for path in (ROOT / folder).rglob("*"):
-            if path.suffix in (".py", ".toml", ".c") and "__pycache__" not in path.parts:
+            if path.suffix in (".py", ".toml", ".c", ".h") and "__pycache__" not in path.parts:
                 expected.add(f"{target}/{path.relative_to(ROOT / folder).as_posix()}")
     missing = sorted(expected - names)
     assert not missing, f"not in the wheel (add the package to pyproject.toml): {missing}"

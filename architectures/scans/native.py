@@ -1,4 +1,7 @@
-"""The fused C scan kernels (`native_kernels.c`): built at first use, loaded through ctypes.
+"""The fused C kernels: built at first use, loaded through ctypes.
+
+`native_kernels.c` holds the scans (Mamba-1, Mamba-2, LRU, Mamba's conv + SiLU),
+`attention_kernels.c` causal attention for small heads (`attention_native.py`).
 
 Why C through ctypes and not a PyTorch C++ extension: the kernels only need float pointers,
 so the source includes no PyTorch header and compiles in about a second with any C compiler
@@ -31,13 +34,17 @@ from pathlib import Path
 import torch.nn.functional as F
 from torch import Tensor
 
-SOURCE = Path(__file__).with_name("native_kernels.c")
+HERE = Path(__file__).parent
+# Compiled together into one library; the header is part of the cache key too.
+SOURCES = (HERE / "native_kernels.c", HERE / "attention_kernels.c")
+HEADERS = (HERE / "native_vec.h",)
 BLOCK = 16  # channels per block in the kernels (W in native_kernels.c)
 PATH_NATIVE = "c-native"  # the kernel_path a mixer records when these kernels ran
 ENV_SWITCH = "SEQBENCH_NATIVE"
 ENV_CACHE = "SEQBENCH_KERNEL_CACHE"
 # Tried in order: the host's own vector width first, then a portable build.
 FLAG_SETS = (["-O3", "-march=native", "-std=c11"], ["-O3", "-std=c11"])
+ATTN_SIZES = [ctypes.c_int] * 4 + [ctypes.c_float] + [ctypes.c_int] * 3
 SIGNATURES = {
     "selective_fwd": [ctypes.c_void_p] * 7 + [ctypes.c_int] * 5,
     "selective_bwd": [ctypes.c_void_p] * 12 + [ctypes.c_int] * 5,
@@ -47,6 +54,10 @@ SIGNATURES = {
     "conv_silu_bwd": [ctypes.c_void_p] * 8 + [ctypes.c_int] * 4,
     "lru_fwd": [ctypes.c_void_p] * 4 + [ctypes.c_int] * 3,
     "lru_bwd": [ctypes.c_void_p] * 6 + [ctypes.c_int] * 3,
+    # attention: pointers, then H, Hkv, L, Lp, the float scale, window, u0, u1
+    "attn_fwd": [ctypes.c_void_p] * 5 + ATTN_SIZES,
+    "attn_bwd_dq": [ctypes.c_void_p] * 7 + ATTN_SIZES,
+    "attn_bwd_dkv": [ctypes.c_void_p] * 8 + ATTN_SIZES,
 }
 
 
@@ -97,13 +108,14 @@ def _suffix() -> str:
 
 
 def _build(compiler: str, target: Path) -> str | None:
-    """Compile SOURCE into target (atomically); None on success, else the reason."""
+    """Compile SOURCES into target (atomically); None on success, else the reason."""
     target.parent.mkdir(parents=True, exist_ok=True)
     last = "no flag set worked"
     for flags in FLAG_SETS:
         fd, tmp = tempfile.mkstemp(suffix=_suffix(), dir=target.parent)
         os.close(fd)
-        cmd = [compiler, *flags, "-shared", "-fPIC", "-o", tmp, str(SOURCE), "-lm"]
+        sources = [str(path) for path in SOURCES]
+        cmd = [compiler, *flags, "-shared", "-fPIC", "-I", str(HERE), "-o", tmp, *sources, "-lm"]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.SubprocessError) as err:
@@ -128,7 +140,8 @@ def library() -> ctypes.CDLL | None:
         INFO.reason = "no C compiler found (set CC)"
         return None
     key = hashlib.sha256(
-        SOURCE.read_bytes() + repr((FLAG_SETS, compiler, _cpu_fingerprint())).encode()
+        b"".join(path.read_bytes() for path in SOURCES + HEADERS)
+        + repr((FLAG_SETS, compiler, _cpu_fingerprint())).encode()
     ).hexdigest()[:16]
     target = _cache_dir() / f"scans-{key}{_suffix()}"
     try:

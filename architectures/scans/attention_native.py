@@ -1,0 +1,117 @@
+"""Causal attention through the C kernel (`attention_kernels.c`), with PyTorch's autograd.
+
+Used by the attention mixer's fused path (`impl="sdpa"`) for float32 on the CPU when the C
+kernels are built and the head is at most `HD` (8) numbers: there PyTorch's CPU flash kernel
+is several times slower (docs/performance.md). Everything else (float64, bf16, CUDA, larger
+heads, no compiler) goes to `scaled_dot_product_attention`, and the tests hold the two equal.
+
+The kernel is single-threaded per call; with more than one torch thread the (batch, kv head)
+units are split over a small thread pool (ctypes releases the GIL during the call), so a
+multi-threaded run is not slower than SDPA's own parallel loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+from seqbench.architectures.scans import native
+
+HD = 8  # the kernel's head size (attention_kernels.c); smaller heads are zero-padded to it
+
+
+def usable(q: Tensor) -> bool:
+    """True when the C kernel can take this attention: float32 on the CPU, heads of <= HD,
+    and no dispatch mode active. Why the last: a mode (torch's FLOP counter, fake tensors)
+    sees aten ops only, not a ctypes call, so under one the same math runs as torch's SDPA,
+    which the profiler's FLOP counts and fake-tensor tracing understand."""
+    return (
+        q.dtype == torch.float32
+        and q.shape[-1] <= HD
+        and _get_current_dispatch_mode() is None
+        and native.usable(q)
+    )
+
+
+@functools.cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seqbench-attn")
+
+
+def _split(fn, units: int, *args: int) -> None:
+    """Call fn(*args, u0, u1) over [0, units) in torch.get_num_threads() slices."""
+    workers = min(torch.get_num_threads(), units)
+    if workers <= 1:
+        fn(*args, 0, units)
+        return
+    bounds = [units * w // workers for w in range(workers + 1)]
+    calls = [_pool(workers).submit(fn, *args, a, b) for a, b in itertools.pairwise(bounds)]
+    for call in calls:
+        call.result()
+
+
+def _rows(t: Tensor) -> Tensor:
+    """(..., L, hd) -> (..., L, HD) contiguous, zero-padded: zeros add nothing to q . k or p v."""
+    return F.pad(t, (0, HD - t.shape[-1])).contiguous()
+
+
+def _transposed(t: Tensor, Lp: int) -> Tensor:
+    """(..., L, hd) -> (..., HD, Lp) contiguous, zero-padded past hd and L."""
+    return F.pad(t.transpose(-2, -1), (0, Lp - t.shape[-2], 0, HD - t.shape[-1])).contiguous()
+
+
+def _untransposed(t: Tensor, L: int, hd: int) -> Tensor:
+    """(..., HD, Lp) -> (..., L, hd), a view."""
+    return t[..., :hd, :L].transpose(-2, -1)
+
+
+class NativeCausalAttention(torch.autograd.Function):
+    """softmax(q k^T / sqrt(hd) + causal/window mask) v; saves the row log-sum-exp, not scores."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, window: int) -> Tensor:
+        lib = native.library()
+        B, H, L, hd = q.shape
+        Hkv = k.shape[1]
+        Lp = -(-L // native.BLOCK) * native.BLOCK
+        q8, k8, v8 = _rows(q), _rows(k), _rows(v)  # (B, H or Hkv, L, HD)
+        qt = _transposed(q, Lp)  # (B, H, HD, Lp)
+        ot = torch.empty_like(qt)
+        lse = torch.empty(B, H, Lp, dtype=q.dtype)  # (B, H, Lp)
+        scale = hd**-0.5
+        ptrs = (native.ptr(t) for t in (qt, k8, v8, ot, lse))
+        _split(lib.attn_fwd, B * Hkv, *ptrs, H, Hkv, L, Lp, scale, window)
+        out = _untransposed(ot, L, hd)  # (B, H, L, hd)
+        ctx.save_for_backward(q8, k8, v8, out, lse)
+        ctx.window, ctx.scale = window, scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
+        lib = native.library()
+        q8, k8, v8, out, lse = ctx.saved_tensors
+        B, H, L, hd = out.shape
+        Hkv, Lp = k8.shape[1], lse.shape[-1]
+        delta = F.pad((grad * out).sum(-1), (0, Lp - L)).contiguous()  # (B, H, Lp): do . o
+        qt, dot = _transposed(q8, Lp), _transposed(grad, Lp)  # (B, H, HD, Lp)
+        kt, vt = _transposed(k8, Lp), _transposed(v8, Lp)  # (B, Hkv, HD, Lp)
+        do8 = _rows(grad)  # (B, H, L, HD)
+        dqt, dkt, dvt = torch.empty_like(qt), torch.empty_like(kt), torch.empty_like(vt)
+        args = (H, Hkv, L, Lp, ctx.scale, ctx.window)
+        ptrs = [native.ptr(t) for t in (qt, dot, k8, v8, lse, delta, dqt)]
+        _split(lib.attn_bwd_dq, B * Hkv, *ptrs, *args)
+        ptrs = [native.ptr(t) for t in (q8, do8, kt, vt, lse, delta, dkt, dvt)]
+        _split(lib.attn_bwd_dkv, B * Hkv, *ptrs, *args)
+        dq, dk, dv = (_untransposed(t, L, hd) for t in (dqt, dkt, dvt))
+        return dq, dk, dv, None
+
+
+def attention_native(q: Tensor, k: Tensor, v: Tensor, window: int | None = None) -> Tensor:
+    """q (B, H, L, hd); k, v (B, Hkv, L, hd) -> (B, H, L, hd), causal, optionally windowed."""
+    return NativeCausalAttention.apply(q, k, v, 0 if window is None else window)
