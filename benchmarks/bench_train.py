@@ -71,6 +71,8 @@ def category(name: str) -> str:
         return "matmul"
     if "scaled_dot_product" in name or "flash_attention" in name:
         return "attention"
+    if "NativeCausalAttention" in name:  # our C attention kernel's autograd function
+        return "attention"
     if "ScanFn" in name or "SSDFn" in name:  # our scan autograd functions, C or PyTorch
         return "scan"
     if "ConvSiluFn" in name:  # the fused conv + SiLU kernel: elementwise work, done in C

@@ -45,6 +45,16 @@ static inline vi keys_seen(int i, int first, int window) {
     return window > 0 ? keep & (j > i - window) : keep;
 }
 
+/* The keys every lane of query block r0 .. r0+W-1 sees: no mask needed there (the bulk). */
+static inline int all_rows_from(int r0, int window) { return window > 0 ? r0 + W - window : 0; }
+
+/* The query rows that see every key of block j0 .. j0+W-1. */
+static inline int all_keys_until(int j0, int window) {
+    return window > 0 ? j0 + window - 1 : 1 << 30;
+}
+
+#define INLINE static inline __attribute__((always_inline))
+
 static inline int max_int(int a, int b) { return a > b ? a : b; }
 static inline int min_int(int a, int b) { return a < b ? a : b; }
 
@@ -59,6 +69,16 @@ static inline vf row_scores(const vf *qv, const float *kj) {
     vf s = splat(0.0f);
     for (int d = 0; d < HD; d++) s += qv[d] * kj[d];
     return s;
+}
+
+/* One key's share of W rows' p and p v; `all`: every row sees it (no mask). */
+INLINE void fwd_key(const vf *qv, const float *K, const float *V, int j, vf m, vi keep,
+                    const int all, vf *total, vf *acc) {
+    const float *vj = V + (size_t)j * HD;
+    vf p = exp_approx(row_scores(qv, K + (size_t)j * HD) - m);
+    if (!all) p = masked(p, keep);
+    *total += p;
+    for (int d = 0; d < HD; d++) acc[d] += p * vj[d];
 }
 
 /* o = softmax(s) v. qt (B, H, HD, Lp); k, v rows (B, Hkv, L, HD); ot (B, H, HD, Lp) and
@@ -76,26 +96,36 @@ void attn_fwd(const float *qt, const float *k, const float *v, float *ot, float 
                 for (int d = 0; d < HD; d++) qv[d] = load(Qt + (size_t)d * Lp + r0) * scale;
                 int jlo = window > 0 ? max_int(0, r0 - window + 1) : 0;
                 int jhi = min_int(r0 + W - 1, L - 1);
+                int flo = all_rows_from(r0, window);
                 vf m = splat(-INFINITY);
                 for (int j = jlo; j <= jhi; j++) {
-                    vf s = select(rows_seeing(j, r0, window), row_scores(qv, K + (size_t)j * HD),
-                                  splat(-INFINITY));
+                    vf s = row_scores(qv, K + (size_t)j * HD);
+                    if (j < flo || j > r0) s = select(rows_seeing(j, r0, window), s, splat(-INFINITY));
                     m = select(s > m, s, m);
                 }
                 vf total = splat(0.0f);
                 for (int d = 0; d < HD; d++) acc[d] = splat(0.0f);
                 for (int j = jlo; j <= jhi; j++) {
-                    const float *vj = V + (size_t)j * HD;
-                    vf p = masked(exp_approx(row_scores(qv, K + (size_t)j * HD) - m),
-                                  rows_seeing(j, r0, window));
-                    total += p;
-                    for (int d = 0; d < HD; d++) acc[d] += p * vj[d];
+                    if (j < flo || j > r0)
+                        fwd_key(qv, K, V, j, m, rows_seeing(j, r0, window), 0, &total, acc);
+                    else
+                        fwd_key(qv, K, V, j, m, rows_seeing(j, r0, window), 1, &total, acc);
                 }
                 for (int d = 0; d < HD; d++) store(Ot + (size_t)d * Lp + r0, acc[d] / total);
                 for (int w = 0; w < W; w++) LSE[r0 + w] = m[w] + logf(total[w]);
             }
         }
     }
+}
+
+/* One key's share of W rows' dq. */
+INLINE void dq_key(const vf *qv, const vf *dov, const float *K, const float *V, int j, vf lse_r,
+                   vf delta_r, vi keep, const int all, vf *acc) {
+    const float *kj = K + (size_t)j * HD, *vj = V + (size_t)j * HD;
+    vf p = exp_approx(row_scores(qv, kj) - lse_r);
+    if (!all) p = masked(p, keep);
+    vf ds = p * (row_scores(dov, vj) - delta_r);
+    for (int d = 0; d < HD; d++) acc[d] += ds * kj[d];
 }
 
 /* dq. qt, dot (B, H, HD, Lp); k, v rows; lse, delta (B, H, Lp); dqt (B, H, HD, Lp) out. */
@@ -118,16 +148,30 @@ void attn_bwd_dq(const float *qt, const float *dot, const float *k, const float 
                 vf lse_r = load(lse + head * Lp + r0), delta_r = load(delta + head * Lp + r0);
                 int jlo = window > 0 ? max_int(0, r0 - window + 1) : 0;
                 int jhi = min_int(r0 + W - 1, L - 1);
+                int flo = all_rows_from(r0, window);
                 for (int j = jlo; j <= jhi; j++) {
-                    const float *kj = K + (size_t)j * HD, *vj = V + (size_t)j * HD;
-                    vf p = masked(exp_approx(row_scores(qv, kj) - lse_r),
-                                  rows_seeing(j, r0, window));
-                    vf ds = p * (row_scores(dov, vj) - delta_r);
-                    for (int d = 0; d < HD; d++) acc[d] += ds * kj[d];
+                    vi keep = rows_seeing(j, r0, window);
+                    if (j < flo || j > r0)
+                        dq_key(qv, dov, K, V, j, lse_r, delta_r, keep, 0, acc);
+                    else
+                        dq_key(qv, dov, K, V, j, lse_r, delta_r, keep, 1, acc);
                 }
                 for (int d = 0; d < HD; d++) store(dQt + (size_t)d * Lp + r0, acc[d] * scale);
             }
         }
+    }
+}
+
+/* One query row's share of W keys' dk and dv. */
+INLINE void dkv_row(const vf *kv, const vf *vv, const float *Q, const float *dO, int i,
+                    float lse_i, float delta_i, vi keep, const int all, vf *dk, vf *dv) {
+    const float *qi = Q + (size_t)i * HD, *doi = dO + (size_t)i * HD;
+    vf p = exp_approx(row_scores(kv, qi) - lse_i);
+    if (!all) p = masked(p, keep);
+    vf ds = p * (row_scores(vv, doi) - delta_i);
+    for (int d = 0; d < HD; d++) {
+        dk[d] += ds * qi[d];
+        dv[d] += p * doi[d];
     }
 }
 
@@ -151,15 +195,13 @@ void attn_bwd_dkv(const float *q, const float *dout, const float *kt, const floa
                 size_t head = head_of(u, g, H, Hkv);
                 const float *Q = q + head * L * HD, *dO = dout + head * L * HD;
                 const float *LSE = lse + head * Lp, *DELTA = delta + head * Lp;
+                int fhi = all_keys_until(j0, window);
                 for (int i = j0; i <= ihi; i++) {
-                    const float *qi = Q + (size_t)i * HD, *doi = dO + (size_t)i * HD;
-                    vf p = masked(exp_approx(row_scores(kv, qi) - LSE[i]),
-                                  keys_seen(i, j0, window));
-                    vf ds = p * (row_scores(vv, doi) - DELTA[i]);
-                    for (int d = 0; d < HD; d++) {
-                        dk[d] += ds * qi[d];
-                        dv[d] += p * doi[d];
-                    }
+                    vi keep = keys_seen(i, j0, window);
+                    if (i < j0 + W - 1 || i > fhi)
+                        dkv_row(kv, vv, Q, dO, i, LSE[i], DELTA[i], keep, 0, dk, dv);
+                    else
+                        dkv_row(kv, vv, Q, dO, i, LSE[i], DELTA[i], keep, 1, dk, dv);
                 }
             }
             for (int d = 0; d < HD; d++) {
