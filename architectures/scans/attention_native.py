@@ -58,6 +58,8 @@ def _split(fn, units: int, *args: int) -> None:
 
 def _rows(t: Tensor) -> Tensor:
     """(..., L, hd) -> (..., L, HD) contiguous, zero-padded: zeros add nothing to q . k or p v."""
+    if t.shape[-1] == HD:
+        return t.contiguous()
     return F.pad(t, (0, HD - t.shape[-1])).contiguous()
 
 
@@ -72,7 +74,12 @@ def _untransposed(t: Tensor, L: int, hd: int) -> Tensor:
 
 
 class NativeCausalAttention(torch.autograd.Function):
-    """softmax(q k^T / sqrt(hd) + causal/window mask) v; saves the row log-sum-exp, not scores."""
+    """softmax(q k^T / sqrt(hd) + causal/window mask) v; saves the row log-sum-exp, not scores.
+
+    What it saves is what PyTorch's CPU flash kernel saves: q, k and v as given, the output
+    and a (B, H, L) log-sum-exp, so the profiler's on-paper count of saved bytes (which
+    follows the flash kernel on the meta device) stays the measurement. The kernel's padded
+    and transposed layouts are made again in the backward, a few copies of O(L hd) each."""
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, window: int) -> Tensor:
@@ -80,34 +87,36 @@ class NativeCausalAttention(torch.autograd.Function):
         B, H, L, hd = q.shape
         Hkv = k.shape[1]
         Lp = -(-L // native.BLOCK) * native.BLOCK
-        q8, k8, v8 = _rows(q), _rows(k), _rows(v)  # (B, H or Hkv, L, HD)
         qt = _transposed(q, Lp)  # (B, H, HD, Lp)
         ot = torch.empty_like(qt)
         lse = torch.empty(B, H, Lp, dtype=q.dtype)  # (B, H, Lp)
         scale = hd**-0.5
-        ptrs = (native.ptr(t) for t in (qt, k8, v8, ot, lse))
-        _split(lib.attn_fwd, B * Hkv, *ptrs, H, Hkv, L, Lp, scale, window)
-        out = _untransposed(ot, L, hd)  # (B, H, L, hd)
-        ctx.save_for_backward(q8, k8, v8, out, lse)
+        tensors = (qt, _rows(k), _rows(v), ot, lse)  # held until the kernel has run
+        _split(lib.attn_fwd, B * Hkv, *map(native.ptr, tensors), H, Hkv, L, Lp, scale, window)
+        # (B, H, L, hd) stored as (B, L, H, hd), as the flash kernel stores it: the mixer's
+        # merge of the heads is then a view, not a copy that out_proj would save again
+        out = q.new_empty(B, L, H, hd).transpose(1, 2).copy_(_untransposed(ot, L, hd))
+        ctx.save_for_backward(q, k, v, out, lse[..., :L].clone())
         ctx.window, ctx.scale = window, scale
         return out
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
         lib = native.library()
-        q8, k8, v8, out, lse = ctx.saved_tensors
-        B, H, L, hd = out.shape
-        Hkv, Lp = k8.shape[1], lse.shape[-1]
-        delta = F.pad((grad * out).sum(-1), (0, Lp - L)).contiguous()  # (B, H, Lp): do . o
-        qt, dot = _transposed(q8, Lp), _transposed(grad, Lp)  # (B, H, HD, Lp)
-        kt, vt = _transposed(k8, Lp), _transposed(v8, Lp)  # (B, Hkv, HD, Lp)
-        do8 = _rows(grad)  # (B, H, L, HD)
+        q, k, v, out, lse = ctx.saved_tensors
+        B, H, L, hd = q.shape
+        Hkv = k.shape[1]
+        Lp = -(-L // native.BLOCK) * native.BLOCK
+        lse = F.pad(lse, (0, Lp - L))  # (B, H, Lp)
+        delta = F.pad((grad * out).sum(-1), (0, Lp - L))  # (B, H, Lp): do . o
+        qt, dot = _transposed(q, Lp), _transposed(grad, Lp)  # (B, H, HD, Lp)
+        kt, vt = _transposed(k, Lp), _transposed(v, Lp)  # (B, Hkv, HD, Lp)
         dqt, dkt, dvt = torch.empty_like(qt), torch.empty_like(kt), torch.empty_like(vt)
         args = (H, Hkv, L, Lp, ctx.scale, ctx.window)
-        ptrs = [native.ptr(t) for t in (qt, dot, k8, v8, lse, delta, dqt)]
-        _split(lib.attn_bwd_dq, B * Hkv, *ptrs, *args)
-        ptrs = [native.ptr(t) for t in (q8, do8, kt, vt, lse, delta, dkt, dvt)]
-        _split(lib.attn_bwd_dkv, B * Hkv, *ptrs, *args)
+        tensors = (qt, dot, _rows(k), _rows(v), lse, delta, dqt)  # held until the kernel ran
+        _split(lib.attn_bwd_dq, B * Hkv, *map(native.ptr, tensors), *args)
+        tensors = (_rows(q), _rows(grad), kt, vt, lse, delta, dkt, dvt)
+        _split(lib.attn_bwd_dkv, B * Hkv, *map(native.ptr, tensors), *args)
         dq, dk, dv = (_untransposed(t, L, hd) for t in (dqt, dkt, dvt))
         return dq, dk, dv, None
 
