@@ -97,3 +97,24 @@ def test_other_dtypes_heads_and_no_compiler_use_torch(monkeypatch: pytest.Monkey
     mixer = _mixer()
     mixer(x)
     assert mixer.kernel_path == "torch-sdpa"
+
+
+def test_a_forked_child_splits_work_over_threads_of_its_own() -> None:
+    """The thread pool is made in the parent; a forked child must not wait on its threads."""
+    import multiprocessing
+
+    q, k, v = (t.float() for t in _inputs(2, 4, 4, 40, 8, seed=2))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        expected = attention_native.attention_native(q, k, v, None)  # creates the parent's pool
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            got = pool.apply_async(_attend_in_child, (q, k, v)).get(timeout=60)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(got, expected)
+
+
+def _attend_in_child(q, k, v):
+    torch.set_num_threads(2)
+    return attention_native.attention_native(q, k, v, None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -40,7 +41,9 @@ def usable(q: Tensor) -> bool:
 
 
 @functools.cache
-def _pool(workers: int) -> ThreadPoolExecutor:
+def _pool(workers: int, pid: int) -> ThreadPoolExecutor:
+    """One pool per size and process: a forked child must not reuse its parent's, whose
+    threads it does not have (work submitted there would wait forever)."""
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seqbench-attn")
 
 
@@ -51,7 +54,8 @@ def _split(fn, units: int, *args: int) -> None:
         fn(*args, 0, units)
         return
     bounds = [units * w // workers for w in range(workers + 1)]
-    calls = [_pool(workers).submit(fn, *args, a, b) for a, b in itertools.pairwise(bounds)]
+    pool = _pool(workers, os.getpid())
+    calls = [pool.submit(fn, *args, a, b) for a, b in itertools.pairwise(bounds)]
     for call in calls:
         call.result()
 
