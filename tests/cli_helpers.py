@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -37,7 +38,10 @@ def run_cli(
 
 def spawn_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """`seqbench ARGS` started in the background (to interrupt it, or to run beside a test);
-    its streams are pipes, read with `communicate()`."""
+    its streams are pipes, read with `communicate()`. Ctrl-C (SIGINT) reaches it even when
+    the tests themselves run with SIGINT ignored, as a shell without job control starts
+    anything sent to the background with `&`: Python installs its KeyboardInterrupt handler
+    only where SIGINT is not ignored at start-up."""
     return subprocess.Popen(
         [*CLI, *args],
         cwd=REPO,
@@ -45,7 +49,12 @@ def spawn_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
         stderr=subprocess.PIPE,
         text=True,
         env=cli_env(env),
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:

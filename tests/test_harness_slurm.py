@@ -165,7 +165,7 @@ def test_local_cluster_matches_serial_and_records_failures(
 
 
 @needs_submitit
-def test_ctrl_c_cancels_the_running_jobs(cluster) -> None:
+def test_ctrl_c_cancels_the_running_jobs(cluster, request: pytest.FixtureRequest) -> None:
     folder = cluster("local")
     launcher = get_launcher("slurm")
     # early_stop off: the task is learnt within seconds, and a solved run would end before
@@ -182,6 +182,10 @@ def test_ctrl_c_cancels_the_running_jobs(cluster) -> None:
             time.sleep(0.1)
         os.kill(os.getpid(), signal.SIGINT)
 
+    # SIGINT raises KeyboardInterrupt here even when the tests run with it ignored (started
+    # with `&` by a shell without job control), as a user's terminal would have it
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     threading.Thread(target=press_ctrl_c, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         records = list(launcher.run([slow], lambda job: None))
