@@ -58,6 +58,12 @@ static inline int all_keys_until(int j0, int window) {
 static inline int max_int(int a, int b) { return a > b ? a : b; }
 static inline int min_int(int a, int b) { return a < b ? a : b; }
 
+/* The keys query block r0 .. r0+W-1 sees at all, jlo .. jhi. */
+static inline void block_keys(int r0, int L, int window, int *jlo, int *jhi) {
+    *jlo = window > 0 ? max_int(0, r0 - window + 1) : 0;
+    *jhi = min_int(r0 + W - 1, L - 1);
+}
+
 /* Offset of query head g of unit u (batch u / Hkv, kv head u % Hkv). */
 static inline size_t head_of(int u, int g, int H, int Hkv) {
     int G = H / Hkv;
@@ -94,8 +100,8 @@ void attn_fwd(const float *qt, const float *k, const float *v, float *ot, float 
             float *Ot = ot + head * HD * Lp, *LSE = lse + head * Lp;
             for (int r0 = 0; r0 < L; r0 += W) {
                 for (int d = 0; d < HD; d++) qv[d] = load(Qt + (size_t)d * Lp + r0) * scale;
-                int jlo = window > 0 ? max_int(0, r0 - window + 1) : 0;
-                int jhi = min_int(r0 + W - 1, L - 1);
+                int jlo, jhi;
+                block_keys(r0, L, window, &jlo, &jhi);
                 int flo = all_rows_from(r0, window);
                 vf m = splat(-INFINITY);
                 for (int j = jlo; j <= jhi; j++) {
@@ -146,8 +152,8 @@ void attn_bwd_dq(const float *qt, const float *dot, const float *k, const float 
                     acc[d] = splat(0.0f);
                 }
                 vf lse_r = load(lse + head * Lp + r0), delta_r = load(delta + head * Lp + r0);
-                int jlo = window > 0 ? max_int(0, r0 - window + 1) : 0;
-                int jhi = min_int(r0 + W - 1, L - 1);
+                int jlo, jhi;
+                block_keys(r0, L, window, &jlo, &jhi);
                 int flo = all_rows_from(r0, window);
                 for (int j = jlo; j <= jhi; j++) {
                     vi keep = rows_seeing(j, r0, window);

@@ -60,6 +60,11 @@ def _split(fn, units: int, *args: int) -> None:
         call.result()
 
 
+def _padded(L: int) -> int:
+    """L rounded up to the kernel's vector width: the rows of the transposed layouts."""
+    return -(-L // native.BLOCK) * native.BLOCK
+
+
 def _rows(t: Tensor) -> Tensor:
     """(..., L, hd) -> (..., L, HD) contiguous, zero-padded: zeros add nothing to q . k or p v."""
     if t.shape[-1] == HD:
@@ -90,7 +95,7 @@ class NativeCausalAttention(torch.autograd.Function):
         lib = native.library()
         B, H, L, hd = q.shape
         Hkv = k.shape[1]
-        Lp = -(-L // native.BLOCK) * native.BLOCK
+        Lp = _padded(L)
         qt = _transposed(q, Lp)  # (B, H, HD, Lp)
         ot = torch.empty_like(qt)
         lse = torch.empty(B, H, Lp, dtype=q.dtype)  # (B, H, Lp)
@@ -110,7 +115,7 @@ class NativeCausalAttention(torch.autograd.Function):
         q, k, v, out, lse = ctx.saved_tensors
         B, H, L, hd = q.shape
         Hkv = k.shape[1]
-        Lp = -(-L // native.BLOCK) * native.BLOCK
+        Lp = _padded(L)
         lse = F.pad(lse, (0, Lp - L))  # (B, H, Lp)
         delta = F.pad((grad * out).sum(-1), (0, Lp - L))  # (B, H, Lp): do . o
         qt, dot = _transposed(q, Lp), _transposed(grad, Lp)  # (B, H, HD, Lp)
