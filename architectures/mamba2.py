@@ -132,8 +132,7 @@ class Mamba2(nn.Module):
     def _finish(self, y: Tensor, x: Tensor, z: Tensor) -> Tensor:
         """D skip, gated RMSNorm (norm after the gate, as mamba-ssm's default) and out-proj."""
         y = y + self.D[:, None] * x  # (.., H, P)
-        y = y.flatten(-2) * F.silu(z)  # (.., d_inner)
-        return self.out_proj(self.norm(y))
+        return self.out_proj(self.norm.gated(y.flatten(-2), z))  # gate: (.., d_inner)
 
     # -- training / prefill -----------------------------------------------------------------------
     def forward(self, u: Tensor) -> Tensor:

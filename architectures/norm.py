@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+from seqbench.architectures.scans import norm_native
+
+
+def rms_norm_torch(x: Tensor, weight: Tensor, eps: float) -> Tensor:
+    """The PyTorch expression: the path off the CPU kernels and the kernel's oracle.
+
+    Normalises in float32 so bf16 autocast keeps a stable scale."""
+    x32 = x.float()
+    normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
+    return normed.to(x.dtype) * weight
 
 
 class RMSNorm(nn.Module):
@@ -13,7 +25,13 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(d_model))
 
     def forward(self, x: Tensor) -> Tensor:
-        # Normalise in float32 so bf16 autocast keeps a stable scale.
-        x32 = x.float()
-        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return normed.to(x.dtype) * self.weight
+        # float32 on the CPU: one C pass each way instead of ~6 eager ops forward, ~10 back
+        if norm_native.usable(x, self.weight):
+            return norm_native.rms_norm_native(x, self.weight, self.eps)
+        return rms_norm_torch(x, self.weight, self.eps)
+
+    def gated(self, y: Tensor, z: Tensor) -> Tensor:
+        """RMSNorm(y SiLU(z)): Mamba-2/3's output norm, the gate applied before the norm."""
+        if norm_native.usable(y, self.weight, z):
+            return norm_native.gated_rms_norm_native(y, z, self.weight, self.eps)
+        return self(y * F.silu(z))

@@ -264,7 +264,7 @@ def test_negative_eigenvalues_never_take_the_unsigned_kernels(name: str, monkeyp
         raise AssertionError("the unsigned kernel ran with allow_neg_eigval")
 
     monkeypatch.setattr(module.cuda, cuda_lookup, lambda t: unsigned_kernel)
-    monkeypatch.setattr(module.native, "usable", lambda t: True)
+    monkeypatch.setattr(module.native, "usable", lambda *t: True)
     monkeypatch.setattr(module, native_fn, unsigned_kernel)
     x = probe(1, 9)
     with pytest.raises(AssertionError, match="unsigned kernel"):  # the patches do bite

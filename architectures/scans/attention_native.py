@@ -12,11 +12,6 @@ multi-threaded run is not slower than SDPA's own parallel loop.
 
 from __future__ import annotations
 
-import functools
-import itertools
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -38,26 +33,6 @@ def usable(q: Tensor) -> bool:
         and _get_current_dispatch_mode() is None
         and native.usable(q)
     )
-
-
-@functools.cache
-def _pool(workers: int, pid: int) -> ThreadPoolExecutor:
-    """One pool per size and process: a forked child must not reuse its parent's, whose
-    threads it does not have (work submitted there would wait forever)."""
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seqbench-attn")
-
-
-def _split(fn, units: int, *args: int) -> None:
-    """Call fn(*args, u0, u1) over [0, units) in torch.get_num_threads() slices."""
-    workers = min(torch.get_num_threads(), units)
-    if workers <= 1:
-        fn(*args, 0, units)
-        return
-    bounds = [units * w // workers for w in range(workers + 1)]
-    pool = _pool(workers, os.getpid())
-    calls = [pool.submit(fn, *args, a, b) for a, b in itertools.pairwise(bounds)]
-    for call in calls:
-        call.result()
 
 
 def _padded(L: int) -> int:
@@ -101,7 +76,8 @@ class NativeCausalAttention(torch.autograd.Function):
         lse = torch.empty(B, H, Lp, dtype=q.dtype)  # (B, H, Lp)
         scale = hd**-0.5
         tensors = (qt, _rows(k), _rows(v), ot, lse)  # held until the kernel has run
-        _split(lib.attn_fwd, B * Hkv, *map(native.ptr, tensors), H, Hkv, L, Lp, scale, window)
+        args = (H, Hkv, L, Lp, scale, window)
+        native.split_units(lib.attn_fwd, B * Hkv, *map(native.ptr, tensors), *args)
         # (B, H, L, hd) stored as (B, L, H, hd), as the flash kernel stores it: the mixer's
         # merge of the heads is then a view, not a copy that out_proj would save again
         out = q.new_empty(B, L, H, hd).transpose(1, 2).copy_(_untransposed(ot, L, hd))
@@ -123,9 +99,9 @@ class NativeCausalAttention(torch.autograd.Function):
         dqt, dkt, dvt = torch.empty_like(qt), torch.empty_like(kt), torch.empty_like(vt)
         args = (H, Hkv, L, Lp, ctx.scale, ctx.window)
         tensors = (qt, dot, _rows(k), _rows(v), lse, delta, dqt)  # held until the kernel ran
-        _split(lib.attn_bwd_dq, B * Hkv, *map(native.ptr, tensors), *args)
+        native.split_units(lib.attn_bwd_dq, B * Hkv, *map(native.ptr, tensors), *args)
         tensors = (_rows(q), _rows(grad), kt, vt, lse, delta, dkt, dvt)
-        _split(lib.attn_bwd_dkv, B * Hkv, *map(native.ptr, tensors), *args)
+        native.split_units(lib.attn_bwd_dkv, B * Hkv, *map(native.ptr, tensors), *args)
         dq, dk, dv = (_untransposed(t, L, hd) for t in (dqt, dkt, dvt))
         return dq, dk, dv, None
 

@@ -1,7 +1,8 @@
 """The fused C kernels: built at first use, loaded through ctypes.
 
 `native_kernels.c` holds the scans (Mamba-1, Mamba-2, LRU, Mamba's conv + SiLU),
-`attention_kernels.c` causal attention for small heads (`attention_native.py`).
+`attention_kernels.c` causal attention for small heads (`attention_native.py`),
+`norm_kernels.c` RMSNorm (`norm_native.py`).
 
 Why C through ctypes and not a PyTorch C++ extension: the kernels only need float pointers,
 so the source includes no PyTorch header and compiles in about a second with any C compiler
@@ -21,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import itertools
 import os
 import platform
 import shutil
@@ -28,15 +30,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 HERE = Path(__file__).parent
 # Compiled together into one library; the header is part of the cache key too.
-SOURCES = (HERE / "native_kernels.c", HERE / "attention_kernels.c")
+SOURCES = tuple(HERE / f for f in ("native_kernels.c", "attention_kernels.c", "norm_kernels.c"))
 HEADERS = (HERE / "native_vec.h",)
 BLOCK = 16  # channels per block in the kernels (W in native_kernels.c)
 PATH_NATIVE = "c-native"  # the kernel_path a mixer records when these kernels ran
@@ -44,6 +48,7 @@ ENV_SWITCH = "SEQBENCH_NATIVE"
 ENV_CACHE = "SEQBENCH_KERNEL_CACHE"
 # Tried in order: the host's own vector width first, then a portable build.
 FLAG_SETS = (["-O3", "-march=native", "-std=c11"], ["-O3", "-std=c11"])
+INTS_2 = [ctypes.c_int] * 2
 ATTN_SIZES = [ctypes.c_int] * 4 + [ctypes.c_float] + [ctypes.c_int] * 3
 SIGNATURES = {
     "selective_fwd": [ctypes.c_void_p] * 7 + [ctypes.c_int] * 5,
@@ -58,6 +63,11 @@ SIGNATURES = {
     "attn_fwd": [ctypes.c_void_p] * 5 + ATTN_SIZES,
     "attn_bwd_dq": [ctypes.c_void_p] * 7 + ATTN_SIZES,
     "attn_bwd_dkv": [ctypes.c_void_p] * 8 + ATTN_SIZES,
+    # RMSNorm: pointers, then rows, D, (eps,) u0, u1
+    "rmsnorm_fwd": [ctypes.c_void_p] * 5 + [ctypes.c_int] * 2 + [ctypes.c_float] + INTS_2,
+    "rmsnorm_bwd": [ctypes.c_void_p] * 6 + [ctypes.c_int] * 4,
+    "gated_rmsnorm_fwd": [ctypes.c_void_p] * 5 + [ctypes.c_int] * 2 + [ctypes.c_float] + INTS_2,
+    "gated_rmsnorm_bwd": [ctypes.c_void_p] * 8 + [ctypes.c_int] * 4,
 }
 
 
@@ -182,3 +192,27 @@ def ptr(t: Tensor) -> int:
     """Address of a contiguous tensor's first element, for ctypes."""
     assert t.is_contiguous(), "native kernels need contiguous tensors"
     return t.data_ptr()
+
+
+@functools.cache
+def _pool(workers: int, pid: int) -> ThreadPoolExecutor:
+    """One pool per size and process: a forked child must not reuse its parent's, whose
+    threads it does not have (work submitted there would wait forever)."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seqbench-native")
+
+
+def split_units(fn, units: int, *args) -> None:
+    """Call the kernel fn(*args, u0, u1) over [0, units) in torch.get_num_threads() slices.
+
+    The kernels taking a unit range write disjoint outputs per unit, and ctypes releases the
+    GIL during the call, so the slices run in parallel; a multi-threaded run is then not
+    slower than PyTorch's own parallel loops."""
+    workers = min(torch.get_num_threads(), units)
+    if workers <= 1:
+        fn(*args, 0, units)
+        return
+    bounds = [units * w // workers for w in range(workers + 1)]
+    pool = _pool(workers, os.getpid())
+    calls = [pool.submit(fn, *args, a, b) for a, b in itertools.pairwise(bounds)]
+    for call in calls:
+        call.result()
