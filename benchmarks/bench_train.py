@@ -16,7 +16,10 @@ every 50 steps, amortised per step). Printed per preset and length:
     autograd bookkeeping, view ops, Python); plus the fixed cost of a step at batch 1 length 16;
   - model FLOPs per step (torch's counter: matmuls and attention) and MFU against both the
     single-thread 2048^2 matmul peak and the attainable rate of d_model-sized matmuls (the
-    realistic roofline for these shapes; measured at the start).
+    realistic roofline for these shapes; measured at the start);
+  - the ceiling: the old step's time over a floor no same-math float32 step can beat on this
+    core (its model FLOPs, causal attention counted at half, at the fastest matmul rate
+    measured, everything else free), i.e. the largest speedup over the old code possible.
 
 Old vs new: `--baseline COMMIT` (default 0c26418, the main this work started from) checks
 that commit out once into a git worktree (`--baseline-dir`, default a temp folder) and runs
@@ -200,10 +203,9 @@ def breakdown(task, spec, model, optimizer, schedule, step, point, torch) -> dic
     with counter:
         step(task, spec, model, optimizer, schedule, 200, {})
     # Matmuls and attention only: torch's counter overcounts depthwise conv backward by ~100x.
-    flops = sum(
-        n for op, n in flops_by_op(counter).items() if "conv" not in op and "convolution" not in op
-    )
-    return {"split": split, "flops": int(flops)}
+    by_op = {op: n for op, n in flops_by_op(counter).items() if "conv" not in op}
+    attention = sum(n for op, n in by_op.items() if "scaled_dot_product" in op)
+    return {"split": split, "flops": int(sum(by_op.values())), "attention_flops": int(attention)}
 
 
 # -- parent side ----------------------------------------------------------------------------------
@@ -233,6 +235,15 @@ def matmul_rates(rows: list[int], d_model: int) -> dict[str, float]:
         shapes += [(d_model, m, w) for w in widths]  # weight gradients: contraction over rows
         rates[f"d_model_rows_{m}"] = statistics.median(rate(*s) for s in shapes)
     return rates
+
+
+def floor_seconds(flops: int, attention_flops: int, rates: dict[str, float]) -> float:
+    """A lower bound on a step's time for the same math in float32 on this core: its model
+    FLOPs at the fastest matmul rate measured, with everything else (elementwise work,
+    scans, optimizer, data, evaluation, dispatch) free. The counter counts causal attention
+    as the full L x L products; a causal kernel needs half, so half is taken."""
+    needed = flops - attention_flops / 2
+    return needed / (max(rates.values()) * 1e9) if needed > 0 else 0.0
 
 
 def baseline_root(commit: str, folder: Path | None) -> Path:
@@ -314,7 +325,7 @@ def summarise(results, args, rates) -> dict[str, Any]:
     head = (
         f"{'preset':7s} {'L':>5s} {'old ms':>8s} {'new ms':>8s} {'speedup':>7s} "
         f"{'new tok/cpu-s':>13s} | data fwd+bwd opt eval (ms) | matmul attn scan elem "
-        f"dispatch (% of fwd+bwd) | GFLOP/step MFU-peak MFU-dmodel | paths"
+        f"dispatch (% of fwd+bwd) | GFLOP/step MFU-peak MFU-dmodel | ceiling | paths"
     )
     print(head)
     for preset, by_side in results.items():
@@ -330,6 +341,7 @@ def summarise(results, args, rates) -> dict[str, Any]:
             first = by_side["new"][0]["points"][key]
             tokens = args.batch * length
             flops = first.get("flops", 0)
+            floor = floor_seconds(flops, first.get("attention_flops", 0), rates)
             attainable = rates[f"d_model_rows_{tokens}"]
             achieved = flops / med["new"] / 1e9
             split = first.get("split", {})
@@ -343,7 +355,8 @@ def summarise(results, args, rates) -> dict[str, Any]:
                 "phases_new": {k: first[k] for k in ("data", "fwd_bwd", "optimizer", "eval")},
                 "split_new": split, "flops_per_step": flops, "gflops_achieved": achieved,
                 "mfu_peak": achieved / rates["peak_2048"], "mfu_dmodel": achieved / attainable,
-                "kernel_paths_new": first["kernel_paths"],
+                "kernel_paths_new": first["kernel_paths"], "floor_step_s": floor,
+                "ceiling": old / floor if old and floor else None,
             }  # fmt: skip
             if old:
                 old_first = by_side["old"][0]["points"][key]
@@ -365,7 +378,7 @@ def summarise(results, args, rates) -> dict[str, Any]:
                 f"{preset:7s} {length:5d} {old_ms} {med['new'] * 1e3:8.1f} {speed} "
                 f"{tokens / med['new']:13.0f} | {phases} | {shares} | {flops / 1e9:.2f} "
                 f"{100 * row['mfu_peak']:.1f}% {100 * row['mfu_dmodel']:.1f}% | "
-                f"{','.join(first['kernel_paths'])}"
+                f"{row['ceiling'] or 0:5.2f}x | {','.join(first['kernel_paths'])}"
             )
             if old and row.get("split_old"):
                 ob = max(old_first["fwd_bwd"], 1e-12)
