@@ -128,3 +128,34 @@ def test_a_raising_run_is_recorded_failed_with_its_message() -> None:
     assert record["status"] == "failed"
     assert record["reason"] == "RuntimeError: boom from the task"
     assert "Traceback" in record["metrics"]["traceback"]
+
+
+def test_adamw_is_fused_on_the_cpu_and_steps_like_the_default() -> None:
+    """The fused update is torch's one-pass kernel of the same formula: equal to a few ulps."""
+    from seqbench.harness.train import build_optimizer
+
+    spec = RunSpec(arch="mha", task="mqar", seq_len=16, steps=10, lr=1e-2, device="cpu")
+    torch.manual_seed(0)
+    model = LanguageModel(build_config("mha", vocab_size=16, overrides={"d_model": 32}))
+    twin = LanguageModel(build_config("mha", vocab_size=16, overrides={"d_model": 32}))
+    twin.load_state_dict(model.state_dict())
+    start = {name: p.detach().clone() for name, p in model.named_parameters()}
+    fused = build_optimizer(model, spec)
+    assert fused.defaults["fused"] is True
+    by_name = dict(twin.named_parameters())
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = [
+        {**group, "fused": None, "params": [by_name[names[id(p)]] for p in group["params"]]}
+        for group in fused.param_groups
+    ]  # the same groups (lr, weight decay, betas) on the twin, with torch's default update
+    plain = torch.optim.AdamW(groups)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+            p.grad = torch.randn(p.shape, generator=gen)
+            q.grad = p.grad.clone()
+        fused.step()
+        plain.step()
+    for (name, p), q in zip(model.named_parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-6, msg=name)
+        assert not torch.equal(p, start[name]), f"{name} did not move"
