@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqbench.architectures.registry import MIXERS
-from seqbench.architectures.scans import cuda, native
+from seqbench.architectures.scans import cuda, gate_native, native
 from seqbench.architectures.scans.conv import conv_silu
 from seqbench.architectures.scans.selective import (
     DEFAULT_CHUNK,
@@ -144,16 +144,18 @@ class Mamba(nn.Module):
         dtype = scan_dtype(u)
         args = (u.to(dtype), delta.to(dtype), self._A(dtype), B.to(dtype), C.to(dtype))
         signed = self.allow_neg_eigval
+        in_c = self._fused() and dtype == torch.float32 and native.usable(u)
         if self.impl == "reference":
             y, h = selective_scan_ref(*args, signed=signed)
-        elif self._fused() and dtype == torch.float32 and native.usable(u):
+        elif in_c:
             y, h = selective_scan_native(*args)
             self.kernel_path = native.PATH_NATIVE
         else:
             y, h = selective_scan(*args, chunk=self.chunk, signed=signed)
             self.kernel_path = cuda.PATH_TORCH
-        y = (y + u.to(dtype) * self.D) * F.silu(z.to(dtype))  # (B, L, d_inner)
-        return y, h
+        # the D skip and the SiLU(z) gate: fused in C where the scan ran in C
+        gate = gate_native.skip_gate if in_c else gate_native.skip_gate_torch
+        return gate(y, u.to(dtype), z.to(dtype), self.D), h  # (B, L, d_inner)
 
     def _scan_cuda(self, u_raw: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         """mamba-ssm's fused kernel: softplus(Δ + bias), the scan, D skip and SiLU(z) gate."""

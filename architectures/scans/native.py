@@ -2,7 +2,8 @@
 
 `native_kernels.c` holds the scans (Mamba-1, Mamba-2, LRU, Mamba's conv + SiLU),
 `attention_kernels.c` causal attention for small heads (`attention_native.py`),
-`norm_kernels.c` RMSNorm (`norm_native.py`).
+`norm_kernels.c` RMSNorm (`norm_native.py`), `gate_kernels.c` Mamba-1's output tail
+(`gate_native.py`).
 
 Why C through ctypes and not a PyTorch C++ extension: the kernels only need float pointers,
 so the source includes no PyTorch header and compiles in about a second with any C compiler
@@ -40,7 +41,10 @@ from torch import Tensor
 
 HERE = Path(__file__).parent
 # Compiled together into one library; the header is part of the cache key too.
-SOURCES = tuple(HERE / f for f in ("native_kernels.c", "attention_kernels.c", "norm_kernels.c"))
+SOURCES = tuple(
+    HERE / f
+    for f in ("native_kernels.c", "attention_kernels.c", "norm_kernels.c", "gate_kernels.c")
+)
 HEADERS = (HERE / "native_vec.h",)
 BLOCK = 16  # channels per block in the kernels (W in native_kernels.c)
 PATH_NATIVE = "c-native"  # the kernel_path a mixer records when these kernels ran
@@ -68,6 +72,9 @@ SIGNATURES = {
     "rmsnorm_bwd": [ctypes.c_void_p] * 6 + [ctypes.c_int] * 4,
     "gated_rmsnorm_fwd": [ctypes.c_void_p] * 5 + [ctypes.c_int] * 2 + [ctypes.c_float] + INTS_2,
     "gated_rmsnorm_bwd": [ctypes.c_void_p] * 8 + [ctypes.c_int] * 4,
+    # Mamba-1's tail: pointers, then rows, D, the row strides of y, u, z, u0, u1
+    "skip_gate_fwd": [ctypes.c_void_p] * 5 + [ctypes.c_int] * 7,
+    "skip_gate_bwd": [ctypes.c_void_p] * 9 + [ctypes.c_int] * 7,
 }
 
 

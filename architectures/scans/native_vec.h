@@ -1,5 +1,6 @@
-/* Shared by the C kernels (native_kernels.c, attention_kernels.c): the vector type they are
- * written on and our vectorised exp. Header-only and `static inline`, so each kernel file
+/* Shared by the C kernels (native_kernels.c, attention_kernels.c, norm_kernels.c,
+ * gate_kernels.c): the vector type they are written on, our vectorised exp and sigmoid, and the
+ * row units of the row kernels. Header-only and `static inline`, so each kernel file
  * compiles on its own into the one shared library seqbench.architectures.scans.native loads. */
 #ifndef SEQBENCH_NATIVE_VEC_H
 #define SEQBENCH_NATIVE_VEC_H
@@ -42,5 +43,14 @@ static inline vf exp_approx(vf x) {
     vi e = (__builtin_convertvector(k, vi) + 127) << 23;
     return p * (vf)e;
 }
+
+static inline vf sigmoid_v(vf z) { return splat(1.0f) / (splat(1.0f) + exp_approx(-z)); }
+static inline float sigmoid_s(float z) { return 1.0f / (1.0f + expf(-z)); }
+
+/* Row kernels (norm_kernels.c, gate_kernels.c) split rows into units of ROW_UNIT rows, [u0, u1)
+ * per call: callers on several threads write disjoint rows, and a weight's gradient is summed
+ * per unit, so a thread split changes no bit. */
+#define ROW_UNIT 64
+static inline int rows_end(int u1, int R) { return u1 * ROW_UNIT < R ? u1 * ROW_UNIT : R; }
 
 #endif

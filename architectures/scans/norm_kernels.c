@@ -12,20 +12,16 @@
  * n (the normalised row) is written out and kept by the caller, as PyTorch's path keeps it,
  * so that a measured step saves the bytes the profiler counts on paper for that path.
  *
- * Rows are split into units of UNIT rows, [u0, u1) per call, so callers on several threads
- * write disjoint outputs. The weight gradient is summed per unit into gw_parts (units, D); the
- * caller sums the parts, so the result does not depend on how units were split over threads.
+ * Rows are split into units of ROW_UNIT rows (native_vec.h); the weight gradient is summed per
+ * unit into gw_parts (units, D) and the caller sums the parts.
  * D need not be a multiple of W: the last partial block runs in scalar code. */
 #include "native_vec.h"
 
-#define UNIT 64 /* rows per unit of work (and per partial sum of the weight gradient) */
-
-static inline int row_end(int u1, int R) { return u1 * UNIT < R ? u1 * UNIT : R; }
 
 void rmsnorm_fwd(const float *x, const float *w, float *n, float *y, float *rstd, int R, int D,
                  float eps, int u0, int u1) {
     int Dv = D - D % W;
-    for (int r = u0 * UNIT; r < row_end(u1, R); r++) {
+    for (int r = u0 * ROW_UNIT; r < rows_end(u1, R); r++) {
         const float *xr = x + (size_t)r * D;
         vf acc = splat(0.0f);
         for (int d = 0; d < Dv; d += W) {
@@ -55,7 +51,7 @@ void rmsnorm_bwd(const float *gy, const float *n, const float *w, const float *r
     for (int u = u0; u < u1; u++) {
         float *gw = gw_parts + (size_t)u * D;
         memset(gw, 0, sizeof(float) * (size_t)D);
-        for (int r = u * UNIT; r < row_end(u + 1, R); r++) {
+        for (int r = u * ROW_UNIT; r < rows_end(u + 1, R); r++) {
             const float *gr = gy + (size_t)r * D, *nr = n + (size_t)r * D;
             vf acc = splat(0.0f);
             for (int d = 0; d < Dv; d += W) acc += load(gr + d) * load(w + d) * load(nr + d);
@@ -82,13 +78,10 @@ void rmsnorm_bwd(const float *gy, const float *n, const float *w, const float *r
  *
  *   backward  ga = rstd (gout w - n mean(gout w n)),  gy = ga SiLU(z),
  *             gz = ga y sigmoid(z) (1 + z (1 - sigmoid(z))),  gw = sum of gout n */
-static inline vf sigmoid_v(vf z) { return splat(1.0f) / (splat(1.0f) + exp_approx(-z)); }
-static inline float sigmoid_s(float z) { return 1.0f / (1.0f + expf(-z)); }
-
 void gated_rmsnorm_fwd(const float *y, const float *z, const float *w, float *out, float *rstd,
                        int R, int D, float eps, int u0, int u1) {
     int Dv = D - D % W;
-    for (int r = u0 * UNIT; r < row_end(u1, R); r++) {
+    for (int r = u0 * ROW_UNIT; r < rows_end(u1, R); r++) {
         const float *yr = y + (size_t)r * D, *zr = z + (size_t)r * D;
         float *o = out + (size_t)r * D;
         vf acc = splat(0.0f);
@@ -116,7 +109,7 @@ void gated_rmsnorm_bwd(const float *gout, const float *y, const float *z, const 
     for (int u = u0; u < u1; u++) {
         float *gw = gw_parts + (size_t)u * D;
         memset(gw, 0, sizeof(float) * (size_t)D);
-        for (int r = u * UNIT; r < row_end(u + 1, R); r++) {
+        for (int r = u * ROW_UNIT; r < rows_end(u + 1, R); r++) {
             size_t off = (size_t)r * D;
             const float *go = gout + off, *yr = y + off, *zr = z + off;
             float s = rstd[r];

@@ -13,7 +13,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from seqbench.architectures.scans import native
 
-UNIT = 64  # rows per unit of work and per partial weight gradient (UNIT in norm_kernels.c)
+UNIT = 64  # rows per unit of work and per partial weight gradient (ROW_UNIT in native_vec.h)
 
 
 def usable(x: Tensor, weight: Tensor, gate: Tensor | None = None) -> bool:
