@@ -132,7 +132,8 @@ class Mamba2(nn.Module):
     def _finish(self, y: Tensor, x: Tensor, z: Tensor) -> Tensor:
         """D skip, gated RMSNorm (norm after the gate, as mamba-ssm's default) and out-proj."""
         y = y + self.D[:, None] * x  # (.., H, P)
-        return self.out_proj(self.norm.gated(y.flatten(-2), z))  # gate: (.., d_inner)
+        fused = self.impl == "auto"
+        return self.out_proj(self.norm.gated(y.flatten(-2), z, fused))  # (.., d_inner)
 
     # -- training / prefill -----------------------------------------------------------------------
     def forward(self, u: Tensor) -> Tensor:

@@ -183,7 +183,8 @@ class Mamba3(nn.Module):
         """D skip per rank, the rank-r output map, gated RMSNorm and out-proj."""
         y = y + self.D[:, None, None] * x  # (.., H, P, R)
         y = self.mimo_out_proj(y.flatten(-2)) if self.mimo_rank else y[..., 0]  # (.., H, P)
-        return self.out_proj(self.norm.gated(y.flatten(-2), z))  # gate: (.., d_inner)
+        fused = self.impl == "auto"
+        return self.out_proj(self.norm.gated(y.flatten(-2), z, fused))  # (.., d_inner)
 
     # -- training / prefill -----------------------------------------------------------------------
     def forward(self, u: Tensor) -> Tensor:

@@ -30,8 +30,11 @@ class RMSNorm(nn.Module):
             return norm_native.rms_norm_native(x, self.weight, self.eps)
         return rms_norm_torch(x, self.weight, self.eps)
 
-    def gated(self, y: Tensor, z: Tensor) -> Tensor:
-        """RMSNorm(y SiLU(z)): Mamba-2/3's output norm, the gate applied before the norm."""
-        if norm_native.usable(y, self.weight, z):
+    def gated(self, y: Tensor, z: Tensor, fused: bool = True) -> Tensor:
+        """RMSNorm(y SiLU(z)): Mamba-2/3's output norm, the gate applied before the norm.
+
+        fused=False (a mixer's impl="torch" or "reference") keeps the PyTorch expression, so
+        that those paths stay free of C kernels inside the mixer."""
+        if fused and norm_native.usable(y, self.weight, z):
             return norm_native.gated_rms_norm_native(y, z, self.weight, self.eps)
-        return self(y * F.silu(z))
+        return rms_norm_torch(y * F.silu(z), self.weight, self.eps)

@@ -125,3 +125,14 @@ def test_the_module_equals_the_expression_in_float32(gated: bool) -> None:
     torch.testing.assert_close(got, want, atol=2e-6, rtol=2e-6)
     for g, w in zip(got_grads, want_grads, strict=True):
         torch.testing.assert_close(g, w, atol=2e-5, rtol=2e-5)
+
+
+@pytest.mark.parametrize("impl", ["auto", "torch", "reference"])
+def test_mamba2_fuses_its_output_norm_only_on_the_fused_path(impl: str) -> None:
+    from seqbench.architectures.mamba2 import Mamba2
+
+    block = Mamba2(64, d_state=8, impl=impl)
+    seen: list[str] = []  # what made out_proj's input
+    block.out_proj.register_forward_hook(lambda m, i, o: seen.append(type(i[0].grad_fn).__name__))
+    block(torch.randn(2, 9, 64))
+    assert (seen[0] == "NativeGatedRMSNormFnBackward") == (impl == "auto")
