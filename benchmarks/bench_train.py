@@ -334,10 +334,10 @@ def summarise(results, args, rates) -> dict[str, Any]:
             print(f"{preset:7s} {side}: fixed cost of a B1 L16 step {tiny * 1e3:.1f} ms")
         for length in args.lengths:
             key = str(length)
-            med = {
-                side: statistics.median(r["points"][key]["step_s"] for r in runs)
-                for side, runs in by_side.items()
+            each = {
+                side: [r["points"][key]["step_s"] for r in runs] for side, runs in by_side.items()
             }
+            med = {side: statistics.median(times) for side, times in each.items()}
             first = by_side["new"][0]["points"][key]
             tokens = args.batch * length
             flops = first.get("flops", 0)
@@ -355,6 +355,7 @@ def summarise(results, args, rates) -> dict[str, Any]:
                 "phases_new": {k: first[k] for k in ("data", "fwd_bwd", "optimizer", "eval")},
                 "split_new": split, "flops_per_step": flops, "gflops_achieved": achieved,
                 "mfu_peak": achieved / rates["peak_2048"], "mfu_dmodel": achieved / attainable,
+                "rounds_step_s": each,
                 "kernel_paths_new": first["kernel_paths"], "floor_step_s": floor,
                 "ceiling": old / floor if old and floor else None,
             }  # fmt: skip
