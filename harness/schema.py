@@ -193,7 +193,7 @@ class Scores(Loose):
 
 
 class CurvePoint(Scores):
-    step: Count | None = None
+    step: Count  # a point of a learning curve is at a step: without one it cannot be placed
 
 
 class MoeLayer(Loose):

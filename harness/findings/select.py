@@ -20,6 +20,8 @@ from seqbench.harness.findings.base import NOT_MEASURED, Outcome, TaskSelector
 from seqbench.harness.findings.evidence import Config
 from seqbench.harness.report import fmt
 
+PLACED_BY = ("seq_len", "steps", "batch_size")  # a run without one is no evidence
+
 
 @dataclass
 class Setting:
@@ -66,6 +68,10 @@ class Evidence:
             for task, t in zip(self.best["task"], tags, strict=True)
         ]
         frame = self.best[chosen]
+        # a run that does not record where and how long it trained cannot be placed
+        if any(c not in frame.columns for c in PLACED_BY):
+            return []
+        frame = frame.dropna(subset=list(PLACED_BY))
         if frame.empty:
             return []
         knobs = sorted(c for c in frame.columns if c.startswith("knob."))

@@ -382,9 +382,11 @@ def gqa_quality(best_ok: pd.DataFrame) -> Claim:
         where = ", ".join(
             f"{name}={fmt.num(key[keys.index(col)])}" if name else str(key[keys.index(col)])
             for col, name in (("task", ""), ("seq_len", "L"), ("d_model", "d"))
+            if col in keys
         )
-        mha = group[group["n_kv_heads"] == group["n_heads"]]
-        gqa = group[(group["n_kv_heads"] > 1) & (group["n_kv_heads"] < group["n_heads"])]
+        kv, heads = (pd.to_numeric(group[c], errors="coerce") for c in ("n_kv_heads", "n_heads"))
+        mha = group[kv == heads]  # a record missing either is in neither (NaN compares false)
+        gqa = group[(kv > 1) & (kv < heads)]
         for (mha_arch, base_rows), (arch, other) in product(
             mha.groupby("arch"), gqa.groupby("arch")
         ):

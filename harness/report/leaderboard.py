@@ -81,7 +81,7 @@ BUDGET_TOLERANCE = 0.05  # presets are matched to mha within ±5% (architectures
 
 def reference_budget(best: pd.DataFrame) -> dict[tuple[int, int], int]:
     """Active parameters of the reference architecture at each (width, depth) in this table."""
-    ref = best[best["arch"] == REFERENCE].dropna(subset=["params_active"])
+    ref = best[best["arch"] == REFERENCE].dropna(subset=["params_active", "d_model", "n_layers"])
     return {
         (int(r.d_model), int(r.n_layers)): int(r.params_active)
         for r in ref.drop_duplicates(["d_model", "n_layers"]).itertuples()
