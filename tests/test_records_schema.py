@@ -208,14 +208,10 @@ def check_cli(capsys, tmp: Path, kind: str, record: dict, keep_valid: bool, comm
 
 
 FAST = settings(
-    max_examples=int(__import__("os").environ.get("HYP_FAST", 30)),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 SLOW = settings(
-    max_examples=int(__import__("os").environ.get("HYP_SLOW", 6)),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 
