@@ -13,8 +13,6 @@ from torch import Tensor
 
 from seqbench.architectures.scans import native
 
-UNIT = 64  # rows per unit of work and per partial gradient of D (ROW_UNIT in native_vec.h)
-
 
 def skip_gate_torch(y: Tensor, u: Tensor, z: Tensor, D: Tensor) -> Tensor:
     """(y + u D) SiLU(z) for y, u, z (..., d) and D (d,)."""
@@ -43,8 +41,8 @@ class NativeSkipGateFn(torch.autograd.Function):
         out = y.new_empty(y.shape)
         tensors = (yr, ur, zr, D.contiguous(), out)
         args = (rows, d, ys, us, zs)
-        lib = native.library()
-        native.split_units(lib.skip_gate_fwd, _units(rows), *map(_address, tensors), *args)
+        units, lib = native.row_units(rows), native.library()
+        native.split_units(lib.skip_gate_fwd, units, *map(_address, tensors), *args)
         ctx.save_for_backward(y, u, z, D)
         return out
 
@@ -54,10 +52,11 @@ class NativeSkipGateFn(torch.autograd.Function):
         (yr, ys), (ur, us), (zr, zs) = _rows(y), _rows(u), _rows(z)
         rows, d = yr.shape
         grad_y, grad_u, grad_z = (y.new_empty(y.shape) for _ in range(3))
-        parts = y.new_empty(_units(rows), d)  # (units, d): the gradient of D per unit of rows
+        units = native.row_units(rows)
+        parts = y.new_empty(units, d)  # (units, d): the gradient of D per unit of rows
         tensors = (grad_out.contiguous(), yr, ur, zr, D.contiguous(), grad_y, grad_u, grad_z)
         args = (*map(_address, tensors), native.ptr(parts), rows, d, ys, us, zs)
-        native.split_units(native.library().skip_gate_bwd, _units(rows), *args)
+        native.split_units(native.library().skip_gate_bwd, units, *args)
         return grad_y, grad_u, grad_z, parts.sum(0)
 
 
@@ -65,10 +64,6 @@ def _address(t: Tensor) -> int:
     """First element's address of a tensor whose last dimension is dense (rows may be spaced)."""
     assert t.stride(-1) == 1, "the gate kernel needs a dense last dimension"
     return t.data_ptr()
-
-
-def _units(rows: int) -> int:
-    return -(-rows // UNIT)
 
 
 def usable(*tensors: Tensor) -> bool:

@@ -201,6 +201,15 @@ def ptr(t: Tensor) -> int:
     return t.data_ptr()
 
 
+ROW_UNIT = 64  # rows per unit of work of the row kernels (ROW_UNIT in native_vec.h)
+
+
+def row_units(rows: int) -> int:
+    """How many ROW_UNIT-row units cover `rows`: the row kernels' (norm, gate) units of work,
+    and the rows of their per-unit weight-gradient parts."""
+    return -(-rows // ROW_UNIT)
+
+
 @functools.cache
 def _pool(workers: int, pid: int) -> ThreadPoolExecutor:
     """One pool per size and process: a forked child must not reuse its parent's, whose

@@ -13,8 +13,6 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from seqbench.architectures.scans import native
 
-UNIT = 64  # rows per unit of work and per partial weight gradient (ROW_UNIT in native_vec.h)
-
 
 def usable(x: Tensor, weight: Tensor, gate: Tensor | None = None) -> bool:
     """float32 on the CPU, no autocast and no dispatch mode (a mode sees aten ops only, not a
@@ -44,10 +42,8 @@ class NativeRMSNormFn(torch.autograd.Function):
         normed, y = torch.empty_like(x), torch.empty_like(x)
         rstd = x.new_empty(*x.shape[:-1], 1)  # (..., 1)
         tensors = (x, weight.contiguous(), normed, y, rstd)
-        units = -(-rows // UNIT)
-        native.split_units(
-            native.library().rmsnorm_fwd, units, *map(native.ptr, tensors), rows, D, eps
-        )
+        units, lib = native.row_units(rows), native.library()
+        native.split_units(lib.rmsnorm_fwd, units, *map(native.ptr, tensors), rows, D, eps)
         ctx.save_for_backward(x, rstd, normed, weight)
         return y
 
@@ -58,13 +54,11 @@ class NativeRMSNormFn(torch.autograd.Function):
         rows = normed.numel() // D
         grad_y = grad_y.contiguous()
         grad_x = torch.empty_like(normed)
-        parts = normed.new_empty(
-            _units(rows), D
-        )  # (units, D): the weight gradient per unit of rows
+        units = native.row_units(rows)
+        parts = normed.new_empty(units, D)  # (units, D): the weight gradient per unit of rows
         tensors = (grad_y, normed, weight.contiguous(), rstd, grad_x, parts)
-        native.split_units(
-            native.library().rmsnorm_bwd, _units(rows), *map(native.ptr, tensors), rows, D
-        )
+        lib = native.library()
+        native.split_units(lib.rmsnorm_bwd, units, *map(native.ptr, tensors), rows, D)
         return grad_x, parts.sum(0), None
 
 
@@ -80,10 +74,8 @@ class NativeGatedRMSNormFn(torch.autograd.Function):
         out = torch.empty_like(y)
         rstd = y.new_empty(*y.shape[:-1], 1)  # (..., 1)
         tensors = (y, z, weight.contiguous(), out, rstd)
-        lib = native.library()
-        native.split_units(
-            lib.gated_rmsnorm_fwd, _units(rows), *map(native.ptr, tensors), rows, D, eps
-        )
+        units, lib = native.row_units(rows), native.library()
+        native.split_units(lib.gated_rmsnorm_fwd, units, *map(native.ptr, tensors), rows, D, eps)
         ctx.save_for_backward(y, z, weight, rstd)
         return out
 
@@ -93,15 +85,12 @@ class NativeGatedRMSNormFn(torch.autograd.Function):
         D = y.shape[-1]
         rows = y.numel() // D
         grad_y, grad_z = torch.empty_like(y), torch.empty_like(z)
-        parts = y.new_empty(_units(rows), D)  # (units, D): the weight gradient per unit of rows
+        units = native.row_units(rows)
+        parts = y.new_empty(units, D)  # (units, D): the weight gradient per unit of rows
         tensors = (grad_out.contiguous(), y, z, weight.contiguous(), rstd, grad_y, grad_z, parts)
         lib = native.library()
-        native.split_units(lib.gated_rmsnorm_bwd, _units(rows), *map(native.ptr, tensors), rows, D)
+        native.split_units(lib.gated_rmsnorm_bwd, units, *map(native.ptr, tensors), rows, D)
         return grad_y, grad_z, parts.sum(0), None
-
-
-def _units(rows: int) -> int:
-    return -(-rows // UNIT)
 
 
 def rms_norm_native(x: Tensor, weight: Tensor, eps: float) -> Tensor:
