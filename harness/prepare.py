@@ -64,6 +64,7 @@ class Prepared:
                 "name": self.task.name or self.spec.task,
                 "version": self.task.version,
                 "tags": list(self.task.tags),
+                "chance": self.task.chance(),
             },
         }
 

@@ -232,6 +232,7 @@ class TaskInfo(Loose):
     name: Name | None = None
     version: Annotated[int, Field(ge=0, le=MAX_INT)] | Name | None = None
     tags: list[Name] = []
+    chance: Annotated[float, Field(ge=0, le=1)] | None = None
 
 
 class Definition(Loose):

@@ -78,6 +78,7 @@ def _definition_columns(definition: Any) -> dict[str, Any]:
         "family": definition.get("family"),
         "task_version": task.get("version"),
         "task_tags": tuple(tags) if isinstance(tags, list) else (),
+        "task_chance": task.get("chance"),
     }
 
 
