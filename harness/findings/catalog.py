@@ -61,9 +61,11 @@ FINDINGS: tuple[Finding, ...] = (
         "A recurrence's recall grows with its state: a larger state moves the fall to more "
         "pairs (Mamba's d_state).",
         RECALL,
-        "the MQAR pair sweeps of zoology-mqar with mamba at a small and a large d_state",
+        "the MQAR pair sweeps of zoology-mqar with a recurrence (mamba, mamba2, ...) at a "
+        "small and a large d_state",
         "at the most pairs the largest state solves, the smallest far below",
-        f"per sweep: at the most pairs the largest d_state solves (interval ≥ {M.solved}), the "
+        f"per sweep and recurrence: at the most pairs its largest d_state solves (interval ≥ "
+        f"{M.solved}), the "
         f"smallest's interval disjoint below with a mean gap ≥ {M.far}; not at the paper's "
         "condition (inconclusive) when the small state never falls or the large one solves "
         "no pair count",
@@ -220,9 +222,11 @@ FINDINGS: tuple[Finding, ...] = (
         "the MQAR pair sweeps, same length and vocabulary; mha vs every linear recurrence run "
         "(based, the linear-attention family, mamba2/3, lru)",
         f"(mha − model) at the most pairs ≥ (mha − model) at the fewest + {M.far}",
-        f"per model: the growth of the gap from the intervals' least favourable ends > 0 and "
-        f"its mean ≥ {M.far} (contradicted when even the most favourable ends give < "
-        f"{M.far}); a model that solves the most pairs (≥ {M.solved}) leaves it inconclusive",
+        f"between the fewest and the most pairs mha solves, per model whose curve falls (it "
+        f"solves the fewest, interval ≥ {M.solved}, and not the most): the growth of the gap "
+        f"from the intervals' least favourable ends > 0 and its mean ≥ {M.far} (contradicted "
+        f"when even the most favourable ends give < {M.far}); models that solve both or "
+        "neither are named and left out (none left: inconclusive)",
         judge_pairs_gap,
         suites=("paper", "recall"),
     ),

@@ -9,9 +9,10 @@ is a sweep over `num_pairs`, and the verdicts are read on the curves:
   solve it far below attention. A model that solves that point too was never pushed past its
   state: it is "not at the paper's condition", named and left out (it neither supports nor
   contradicts); with no model left the setting is inconclusive.
-- zoology-state-size: at the most pairs Mamba's largest state solves, its smallest state far
-  below (the fall moved); inconclusive when the small state never falls or the large state
-  never solves.
+- zoology-state-size: for each recurrence run at two or more state sizes (Mamba's d_state,
+  Mamba-2's...), at the most pairs its largest state solves, its smallest state far below
+  (the fall moved); inconclusive when the small state never falls or the large state never
+  solves.
 - gqa-quality: at every pair count attention solves, GQA within 0.05 of it.
 """
 
@@ -89,33 +90,39 @@ def judge_zoology(evidence: Evidence) -> list[Outcome]:
 def judge_state_size(evidence: Evidence) -> list[Outcome]:
     outcomes = []
     for setting in sweeps(evidence):
-        sized = sorted(
-            (c.model_value("mamba", "d_state"), c)
-            for c in setting.variants("mamba")
-            if c.model_value("mamba", "d_state") is not None
-        )
-        if len({s for s, _ in sized}) < 2:
-            outcomes.append(missing(setting, "mamba at two or more d_state values"))
+        found = [(arch, sized(setting, arch)) for arch in FIXED_STATE]
+        found = [(arch, s) for arch, s in found if len({n for n, _ in s}) >= 2]
+        if not found:
+            outcomes.append(missing(setting, "a recurrence at two or more d_state values"))
             continue
-        (n_small, small), (n_large, large) = sized[0], sized[-1]
-        small_curve, large_curve = curve(small, PAIRS), curve(large, PAIRS)
-        observed = "; ".join(
-            format_curve(f"d_state {n}", curve(c, PAIRS), " pairs") for n, c in sized
-        )
-        hardest = hardest_solved(large_curve)
-        if hardest is None:
-            why = f"d_state {n_large} solves no pair count: there is no fall to move"
-            outcomes.append(not_at_condition(setting.label, [small, large], observed, why))
-            continue
-        s, big = at(small_curve, hardest), at(large_curve, hardest)
-        if s is None or solves(s):
-            why = f"d_state {n_small} still solves {hardest:g} pairs: its state never fell"
-            configs = [c for c in (s, big) if c is not None]
-            outcomes.append(not_at_condition(setting.label, configs, observed, why))
-            continue
-        observed += f"; judged at {hardest:g} pairs, the most d_state {n_large} solves"
-        outcomes.append(Outcome(gate([s, big], above(big, s)), observed, setting.label))
+        for arch, states in found:
+            outcomes.append(state_size_outcome(setting, arch, states))
     return outcomes
+
+
+def sized(setting: Setting, arch: str) -> list[tuple[int, Config]]:
+    """The configurations of `arch` by state size (its mixer's recorded d_state)."""
+    out = [(c.model_value(arch, "d_state"), c) for c in setting.variants(arch)]
+    return sorted(((n, c) for n, c in out if n is not None), key=lambda item: item[0])
+
+
+def state_size_outcome(setting: Setting, arch: str, states: list[tuple[int, Config]]) -> Outcome:
+    (n_small, small), (n_large, large) = states[0], states[-1]
+    small_curve, large_curve = curve(small, PAIRS), curve(large, PAIRS)
+    observed = "; ".join(
+        format_curve(f"{arch} d_state {n}", curve(c, PAIRS), " pairs") for n, c in states
+    )
+    label = f"{setting.label} {arch}" if arch != "mamba" else setting.label
+    hardest = hardest_solved(large_curve)
+    if hardest is None:
+        why = f"d_state {n_large} solves no pair count: there is no fall to move"
+        return not_at_condition(label, [small, large], observed, why)
+    s, big = at(small_curve, hardest), at(large_curve, hardest)
+    if s is None or solves(s):
+        why = f"d_state {n_small} still solves {hardest:g} pairs: its state never fell"
+        return not_at_condition(label, [c for c in (s, big) if c is not None], observed, why)
+    observed += f"; judged at {hardest:g} pairs, the most d_state {n_large} solves"
+    return Outcome(gate([s, big], above(big, s)), observed, label)
 
 
 # -- gqa-quality ----------------------------------------------------------------------------------

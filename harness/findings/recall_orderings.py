@@ -5,7 +5,8 @@
 - DeltaNet (Yang et al. 2024): the delta rule recalls at least as well as decay-only linear
   recurrences (GLA, RetNet).
 - Zoology: attention's lead over a fixed-state model grows with the number of key-value pairs.
-  It is read on the models whose curve falls: those that recall the fewest pairs (interval
+  It is read between the fewest and the most pairs attention solves (where its lead is
+  defined), on the models whose curve falls: those that recall the fewest pairs (interval
   ≥ 0.9) and not the most. A model that still solves the most pairs holds them all here (no
   gap to grow), and one that does not recall even the fewest has no fall to show (its gap is
   at its ceiling from the start): both are named and left out, and a setting with no model
@@ -15,7 +16,7 @@
 from __future__ import annotations
 
 from seqbench.harness.findings.base import INCONCLUSIVE, Outcome, TaskSelector
-from seqbench.harness.findings.curves import solves
+from seqbench.harness.findings.curves import at, format_curve, solves
 from seqbench.harness.findings.evidence import describe
 from seqbench.harness.findings.rules import above, combine, gap_grows, gate
 from seqbench.harness.findings.rules import not_below as at_least_as
@@ -65,13 +66,18 @@ def judge_pairs_gap(evidence: Evidence) -> list[Outcome]:
         if mha is None or not others or len(mha.split(PAIRS)) < 2:
             outcomes.append(missing(setting, ATTENTION, "a fixed-state model", "two pair counts"))
             continue
-        (few_n, mha_few), (many_n, mha_many) = mha.split(PAIRS)[0], mha.split(PAIRS)[-1]
+        learnt = [(n, c) for n, c in mha.split(PAIRS) if solves(c)]  # where a gap is defined
+        if len(learnt) < 2:
+            observed = format_curve(mha.name, mha.split(PAIRS), " pairs")
+            why = " (attention solves fewer than two pair counts: no gap to follow)"
+            outcomes.append(Outcome(gate([mha], INCONCLUSIVE), observed + why, setting.label))
+            continue
+        (few_n, mha_few), (many_n, mha_many) = learnt[0], learnt[-1]
         configs, parts, texts = [mha_few, mha_many], [], []
         for other in others:
-            by_pairs = other.split(PAIRS)
-            if len(by_pairs) < 2:
+            few, many = at(other.split(PAIRS), few_n), at(other.split(PAIRS), many_n)
+            if few is None or many is None:
                 continue
-            few, many = by_pairs[0][1], by_pairs[-1][1]
             text = f"{other.name} {few.score().format()} → {many.score().format()}"
             if solves(many):
                 text += " (solves the most pairs: no gap to grow, left out)"
