@@ -373,3 +373,25 @@ def test_mqar_without_a_pair_count_knob_reads_not_measured(tmp_path):
     not measured, not a crash."""
     records = seeds("mha", "mqar", 1.0) + seeds("lru", "mqar", 0.3)
     assert verdicts(tmp_path, records)["recall-gap-pairs"].verdict == NOT_MEASURED
+
+
+def needles(accs: dict[str, tuple[float, float]]) -> list[dict]:
+    """niah at 64 and 256 tokens, one and four needles (two variants)."""
+    records = []
+    for keys in (1, 4):
+        for i, length in enumerate((64, 256)):
+            knobs = {"vocab_size": 64, "num_keys": keys}
+            for arch, values in accs.items():
+                records += seeds(arch, "niah", values[i], seq_len=length, knobs=knobs)
+    return records
+
+
+def test_niah_reads_the_recurrences_that_fall_with_the_context(tmp_path):
+    accs = {"mha": (1.0, 0.99), "mamba": (0.98, 0.4), "lru": (0.1, 0.05)}
+    result = verdicts(tmp_path / "falls", needles(accs))["niah-depth"]
+    assert result.verdict == SUPPORTED, result.settings
+    assert "never retrieves at the shortest length" in result.settings[0].observed  # lru
+    everywhere = {"mha": (1.0, 0.99), "mamba": (0.98, 0.97)}
+    result = verdicts(tmp_path / "everywhere", needles(everywhere))["niah-depth"]
+    assert result.verdict == INCONCLUSIVE, result.settings
+    assert "retrieves at every length tested" in result.settings[0].observed
