@@ -81,7 +81,7 @@ def verdicts(tmp_path, records) -> dict[str, Any]:
 
 
 def selective(mamba: float, lru: float, **kwargs: Any) -> list[dict[str, Any]]:
-    """Two settings (64 and 128 tokens), each a sweep over 4 and 8 tokens to copy."""
+    """Two settings (4 and 8 tokens to copy), each a sweep over 64 and 128 tokens."""
     out = []
     for length in (64, 128):
         for tokens in (4, 8):
@@ -94,14 +94,14 @@ def selective(mamba: float, lru: float, **kwargs: Any) -> list[dict[str, Any]]:
 def test_supported_needs_two_settings_and_separated_intervals(tmp_path):
     result = verdicts(tmp_path, selective(0.99, 0.3))["mamba-selective-copy"]
     assert result.verdict == SUPPORTED, result.settings
-    assert len(result.settings) == 2  # one per length: the token counts are one sweep
-    assert "mamba 4 tokens: 0.99 [" in result.settings[0].observed
-    assert "judged at 4, 8 tokens" in result.settings[0].observed
+    assert len(result.settings) == 2  # one per number of tokens: the lengths are one sweep
+    assert "mamba 64 tokens: 0.99 [" in result.settings[0].observed
+    assert "judged at 64, 128 tokens" in result.settings[0].observed
 
 
 def test_one_setting_alone_is_inconclusive(tmp_path):
     records = selective(0.99, 0.3)
-    one = [r for r in records if r["spec"]["seq_len"] == 64]
+    one = [r for r in records if r["spec"]["knobs"]["num_tokens"] == 4]
     assert verdicts(tmp_path, one)["mamba-selective-copy"].verdict == INCONCLUSIVE
 
 

@@ -78,12 +78,15 @@ FINDINGS: tuple[Finding, ...] = (
         "Selective copying: the selective SSM solves it, far above the time-invariant "
         "recurrence (LRU).",
         SELECTIVE_COPY,
-        "selective_copy swept over the tokens to copy at two lengths; mamba is the reference "
-        "(trained until solved), lru gets 3x its steps",
-        "mamba ≥ 0.9, lru far below, at every difficulty mamba solves",
-        f"per sweep, at each number of tokens mamba solves: lru's interval disjoint below "
-        f"with a mean gap ≥ {M.far}; an lru that solves every such point holds the whole "
-        "sequence at this size (not at the paper's condition: inconclusive)",
+        "selective_copy swept over the sequence length (the LRU's state holds a short "
+        "sequence whole, not a long one) at two numbers of tokens to copy; mamba is the "
+        "reference (trained until solved), lru gets 3x its steps",
+        "mamba ≥ 0.9 and lru far below it at the lengths where the lru's state no longer "
+        "holds the sequence",
+        f"per sweep, at each length mamba solves (interval ≥ {M.solved}) and lru does not: "
+        f"lru's interval disjoint below with a mean gap ≥ {M.far}; an lru that solves every "
+        "length mamba does was never pushed past its state (not at the paper's condition: "
+        "inconclusive)",
         judge_selective_copy,
     ),
     Finding(

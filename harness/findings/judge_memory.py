@@ -1,9 +1,10 @@
 """Findings about what a model holds: selective copying, induction extrapolation, copying,
 needle retrieval and MoE memorisation, each read where its paper's condition holds.
 
-- mamba-selective-copy (Gu & Dao 2023): at every difficulty (tokens to copy) Mamba solves,
-  the time-invariant LRU far below; an LRU that solves it too holds the whole sequence in its
-  state at that size (not the paper's condition).
+- mamba-selective-copy (Gu & Dao 2023): a sweep over the sequence length; at each length
+  Mamba solves and the time-invariant LRU does not, the LRU far below. A short sequence fits
+  the LRU's state whole (it solves it too): not the paper's condition there, and a sweep
+  where the LRU solves every length never reaches it.
 - mamba-induction: Mamba ≥ 0.95 to 64x its training length; attention, once it has learnt
   the task, towards chance at ≥ 4x.
 - jelassi-copy (Jelassi et al. 2024): strings of growing length; attention copies each, a
@@ -50,7 +51,6 @@ EXTRAPOLATION = TaskSelector(("extrapolation",), (), ("induction",))
 COPYING = TaskSelector(("copying",), ("selective",), ("copy", "lookup"))
 RETRIEVAL = TaskSelector(("retrieval",), (), ("niah",))
 MEMORIZATION = TaskSelector(("memorization",), (), ("memorization",))
-TOKENS = "knob.num_tokens"
 LENGTH = "seq_len"
 MAP_SIZE = "knob.vocab_size"
 
@@ -58,18 +58,18 @@ MAP_SIZE = "knob.vocab_size"
 # -- mamba-selective-copy -------------------------------------------------------------------------
 def judge_selective_copy(evidence: Evidence) -> list[Outcome]:
     outcomes = []
-    for setting in evidence.settings(SELECTIVE_COPY, across=(TOKENS,)):
+    for setting in evidence.settings(SELECTIVE_COPY, across=(LENGTH,)):
         mamba, lru = setting.one("mamba"), setting.one("lru")
         if mamba is None or lru is None:
             outcomes.append(missing(setting, "mamba", "lru"))
             continue
-        mamba_curve, lru_curve = curve(mamba, TOKENS), curve(lru, TOKENS)
+        mamba_curve, lru_curve = curve(mamba, LENGTH), curve(lru, LENGTH)
         observed = "; ".join(
-            format_curve(c.name, curve(c, TOKENS), " tokens") for c in (mamba, lru)
+            format_curve(c.name, curve(c, LENGTH), " tokens") for c in (mamba, lru)
         )
         points = [n for n in solved_points(mamba_curve) if at(lru_curve, n) is not None]
         if not points:
-            why = " (mamba solves no difficulty within its budget: nothing to compare)"
+            why = " (mamba solves no length within its budget: nothing to compare)"
             outcomes.append(
                 Outcome(gate([mamba, lru], INCONCLUSIVE), observed + why, setting.label)
             )
@@ -77,11 +77,14 @@ def judge_selective_copy(evidence: Evidence) -> list[Outcome]:
         pairs = [(at(mamba_curve, n), at(lru_curve, n)) for n in points]
         configs = [c for pair in pairs for c in pair]
         if all(solves(r) for _, r in pairs):
-            why = "the LRU solves every difficulty Mamba does: its state holds these sequences"
+            why = "the LRU solves every length Mamba does: its state holds these sequences"
             outcomes.append(not_at_condition(setting.label, configs, observed, why))
             continue
         parts = [above(m, r) for m, r in pairs if not solves(r)]
-        observed += f"; judged at {', '.join(f'{n:g}' for n in points)} tokens (mamba solves)"
+        judged = ", ".join(
+            f"{n:g}" for n, (_, r) in zip(points, pairs, strict=True) if not solves(r)
+        )
+        observed += f"; judged at {judged} tokens (mamba solves, lru does not)"
         outcomes.append(Outcome(gate(configs, combine(parts)), observed, setting.label))
     return outcomes
 
