@@ -96,7 +96,7 @@ def test_supported_needs_two_settings_and_separated_intervals(tmp_path):
     assert result.verdict == SUPPORTED, result.settings
     assert len(result.settings) == 2  # one per number of tokens: the lengths are one sweep
     assert "mamba 64 tokens: 0.99 [" in result.settings[0].observed
-    assert "judged at 64, 128 tokens" in result.settings[0].observed
+    assert "lru judged at 64 tokens" in result.settings[0].observed
 
 
 def test_one_setting_alone_is_inconclusive(tmp_path):
@@ -113,6 +113,24 @@ def test_contradicted_when_the_intervals_exclude_the_gap(tmp_path):
         for r in selective(0.95, 0.88)
     ]  # fmt: skip
     assert verdicts(tmp_path, records)["mamba-selective-copy"].verdict == CONTRADICTED
+
+
+def test_selective_copy_is_judged_where_the_lru_state_overflows(tmp_path):
+    """The preset LRU holds 64 tokens and fails at 128; a 16-state LRU fails at 64 already:
+    each is judged at its own first failing length."""
+    records = []
+    for tokens in (4, 8):
+        for length, (big, small) in ((64, (0.99, 0.4)), (128, (0.5, 0.3))):
+            knobs = {"vocab_size": 16, "num_tokens": tokens}
+            records += seeds("mamba", "selective_copy", 0.99, seq_len=length, knobs=knobs)
+            records += seeds("lru", "selective_copy", big, seq_len=length, knobs=knobs)
+            records += seeds("lru", "selective_copy", small, seq_len=length, knobs=knobs,
+                             overrides={"lru.d_state": 16})  # fmt: skip
+    result = verdicts(tmp_path, records)["mamba-selective-copy"]
+    assert result.verdict == SUPPORTED, result.settings
+    observed = result.settings[0].observed
+    assert "lru judged at 128 tokens" in observed
+    assert "lru[lru.d_state=16] judged at 64 tokens" in observed
 
 
 def test_a_model_that_solves_too_is_not_at_the_papers_condition(tmp_path):

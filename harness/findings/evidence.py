@@ -57,7 +57,16 @@ class Config:
         return int((self.rows["batch_size"] * self.rows["seq_len"]).max())
 
     def budget(self) -> str:
-        return f"{self.steps} steps × {self.batch_tokens} tokens"
+        """ "400 steps × 1024 tokens", and for a calibrated budget what it was calibrated on:
+        "3x the reference's 300 steps"."""
+        text = f"{self.steps} steps × {self.batch_tokens} tokens"
+        specs = [self.records[r]["spec"] for r in self.rows["run_id"] if r in self.records]
+        refs = sorted({s.get("reference_steps") for s in specs if s.get("budget") == "calibrated"})
+        if refs and refs != [None]:
+            multiple = specs[0].get("budget_multiple", 3.0)
+            steps = "/".join("unsolved" if r is None else str(r) for r in refs)
+            text += f" ({multiple:g}x the reference's {steps} steps)"
+        return text
 
     def test(self, run_id: str, length: int) -> dict[str, Any]:
         test = (self.records[run_id].get("metrics") or {}).get("test") or {}
