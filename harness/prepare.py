@@ -83,7 +83,7 @@ class Prepared:
 
 
 def run_identity(spec: RunSpec, config: ModelConfig, task: Task) -> str:
-    identity = {"spec": spec.identity(), "model": config.to_dict(), "task_version": task.version}
+    identity = {"spec": spec.identity(), "model": config.identity(), "task_version": task.version}
     return spec_hash("run", identity)
 
 

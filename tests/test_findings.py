@@ -413,3 +413,20 @@ def test_niah_reads_the_recurrences_that_fall_with_the_context(tmp_path):
     result = verdicts(tmp_path / "everywhere", needles(everywhere))["niah-depth"]
     assert result.verdict == INCONCLUSIVE, result.settings
     assert "retrieves at every length tested" in result.settings[0].observed
+
+
+def test_a_reference_also_run_calibrated_is_judged_on_its_calibrated_runs(tmp_path):
+    """The reference's early-stopped runs set the budget; its calibrated runs are the evidence."""
+    parity = tracking("parity", 2, {"mamba+allow_neg_eigval": (1.0, 0.99), "mamba": (0.95, 0.55)})
+    stopped = tracking("parity", 2, {"mamba+allow_neg_eigval": (1.0, 0.6)})
+    for r in stopped:
+        r["spec"]["budget"] = "reference"
+    for r in parity:
+        r["spec"]["budget"] = "calibrated"
+        r["spec"]["reference_steps"] = 100
+    records = parity + stopped
+    for r in records:
+        r["run_id"] = spec_hash("run", r["spec"])
+    mod3 = tracking("modular", 3, {"mamba3": (1.0, 0.98), "mamba": (0.9, 0.4)})
+    result = verdicts(tmp_path, records + mod3)["grazzi-state-tracking"]
+    assert result.verdict == SUPPORTED, result.settings

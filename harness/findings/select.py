@@ -105,9 +105,19 @@ class Evidence:
         labels = [config_label(row, sets) for _, row in group.iterrows()]
         configs = {}
         for label in dict.fromkeys(labels):
-            rows = group[[lab == label for lab in labels]]
+            rows = without_calibration_runs(group[[lab == label for lab in labels]])
             configs[label] = Config(str(rows["arch"].iloc[0]), rows, self.records, label)
         return configs
+
+
+def without_calibration_runs(rows: pd.DataFrame) -> pd.DataFrame:
+    """A configuration run both as its setting's reference and at the calibrated budget (a
+    suite that measures the reference's steps with early stop, then trains it like every
+    other model: extrapolation claims need a model trained past its first solved check) is
+    judged on its calibrated runs; the reference runs only set the budget."""
+    if "budget" not in rows or not (rows["budget"] == "calibrated").any():
+        return rows
+    return rows[rows["budget"] != "reference"]
 
 
 def config_label(row: pd.Series, sets: Sequence[str]) -> str:
