@@ -11,6 +11,7 @@ from seqbench.harness.findings.base import (
     BUDGET,
     CONTRADICTED,
     INCONCLUSIVE,
+    NOT_AT_CONDITION,
     NOT_MEASURED,
     SUPPORTED,
 )
@@ -96,7 +97,7 @@ def test_supported_needs_two_settings_and_separated_intervals(tmp_path):
     assert result.verdict == SUPPORTED, result.settings
     assert len(result.settings) == 2  # one per number of tokens: the lengths are one sweep
     assert "mamba 64 tokens: 0.99 [" in result.settings[0].observed
-    assert "lru judged at 64 tokens" in result.settings[0].observed
+    assert "judged at 64 tokens (mamba solves it, lru not)" in result.settings[0].observed
 
 
 def test_one_setting_alone_is_inconclusive(tmp_path):
@@ -128,14 +129,15 @@ def test_selective_copy_is_judged_where_the_lru_state_overflows(tmp_path):
                              overrides={"lru.d_state": 16})  # fmt: skip
     result = verdicts(tmp_path, records)["mamba-selective-copy"]
     assert result.verdict == SUPPORTED, result.settings
-    observed = result.settings[0].observed
-    assert "lru judged at 128 tokens" in observed
-    assert "lru[lru.d_state=16] judged at 64 tokens" in observed
+    assert len(result.settings) == 4  # per number of tokens and per LRU: each its own fall
+    observed = " ".join(o.observed for o in result.settings)
+    assert "judged at 128 tokens (mamba solves it, lru not)" in observed
+    assert "judged at 64 tokens (mamba solves it, lru[lru.d_state=16] not)" in observed
 
 
 def test_a_model_that_solves_too_is_not_at_the_papers_condition(tmp_path):
     result = verdicts(tmp_path, selective(0.99, 0.98))["mamba-selective-copy"]
-    assert result.verdict == INCONCLUSIVE
+    assert result.verdict == NOT_AT_CONDITION
     assert "not at the paper's condition" in result.settings[0].observed
 
 
@@ -256,7 +258,7 @@ def test_zoology_reads_the_curve_where_attention_solves(tmp_path):
 def test_zoology_with_every_model_holding_the_pairs_is_inconclusive(tmp_path):
     grid = {"mha@h4": (1.0, 1.0), "mamba": (1.0, 0.98)}  # attention run with 4 heads counts
     result = verdicts(tmp_path, mqar_grid(grid))["zoology-mqar"]
-    assert result.verdict == INCONCLUSIVE, result.settings
+    assert result.verdict == NOT_AT_CONDITION, result.settings
 
 
 def test_attention_that_did_not_learn_gives_no_contradiction(tmp_path):
@@ -275,7 +277,7 @@ def test_state_size_reads_where_the_large_state_still_solves(tmp_path):
     assert "judged at 8 pairs" in result.settings[0].observed
     never = {"mamba@4": (0.99, 0.99), "mamba@64": (1.0, 0.99)}
     result = verdicts(tmp_path / "never", mqar_grid(never))["zoology-state-size"]
-    assert result.verdict == INCONCLUSIVE and "never fell" in result.settings[0].observed
+    assert result.verdict == NOT_AT_CONDITION and "never fell" in result.settings[0].observed
     assert len(FINDINGS) == 12 and len({f.name for f in FINDINGS}) == len(FINDINGS)
 
 
@@ -338,11 +340,11 @@ def test_recall_gap_grows_for_the_models_whose_curve_falls(tmp_path):
     )
     flat = {"mha": (1.0, 1.0), "mamba@4": (0.99, 0.93)}
     found = verdicts(tmp_path / "flat", mqar_grid(flat))["recall-gap-pairs"]
-    assert found.verdict == INCONCLUSIVE  # 0.93 still solves the most pairs: left out
+    assert found.verdict == NOT_AT_CONDITION  # 0.93 still solves the most pairs: left out
     # a model whose state holds every pair has no gap to grow: inconclusive, not contradicted
     solved = {"mha": (1.0, 1.0), "deltanet": (1.0, 1.0)}
     result = verdicts(tmp_path / "solved", mqar_grid(solved))["recall-gap-pairs"]
-    assert result.verdict == INCONCLUSIVE and "no gap to grow" in result.settings[0].observed
+    assert result.verdict == NOT_AT_CONDITION and "no gap to grow" in result.settings[0].observed
 
 
 def copies(accs: dict[str, tuple[float, ...]]) -> list[dict]:
@@ -359,15 +361,19 @@ def copies(accs: dict[str, tuple[float, ...]]) -> list[dict]:
 
 
 def test_copying_is_judged_where_the_string_outgrows_the_state(tmp_path):
-    accs = {"mha": (1.0, 1.0, 1.0), "lru@16": (0.99, 0.4, 0.2), "lru": (1.0, 1.0, 0.99)}
+    accs = {"mha": (1.0, 1.0, 1.0), "lru@16": (0.99, 0.4, 0.2), "lru": (1.0, 1.0, 0.99),
+            "mamba": (0.3, 0.2, 0.1)}  # fmt: skip
     result = verdicts(tmp_path, copies(accs))["jelassi-copy"]
     assert result.verdict == SUPPORTED, result.settings
-    observed = result.settings[0].observed
-    assert "lru[lru.d_state=16] copies up to 32 tokens" in observed
-    assert "copies every length attention does" in observed  # the large state: left out
+    by_model = {o.setting.split()[-1]: o for o in result.settings}
+    assert by_model["lru[lru.d_state=16]"].verdict == SUPPORTED
+    assert "copies up to 32 tokens" in by_model["lru[lru.d_state=16]"].observed
+    assert "judged at 64 tokens" in by_model["lru[lru.d_state=16]"].observed
+    assert by_model["lru"].verdict == NOT_AT_CONDITION  # holds every string: left out
+    assert "a learning failure" in by_model["mamba"].observed  # copies none: left out
     none = {"mha": (1.0, 1.0, 1.0), "lru": (1.0, 1.0, 0.99)}
     found = verdicts(tmp_path / "none", copies(none))["jelassi-copy"]
-    assert found.verdict == INCONCLUSIVE  # no model pushed past its state: never contradicted
+    assert found.verdict == NOT_AT_CONDITION  # no model pushed past its state: no verdict
 
 
 def test_moe_is_judged_below_the_dense_ceiling(tmp_path):
@@ -383,7 +389,7 @@ def test_moe_is_judged_below_the_dense_ceiling(tmp_path):
     assert "judged at vocabulary 2048" in result.settings[0].observed
     ceiling = [r for r in records if r["spec"]["knobs"]["vocab_size"] == 256]
     result = verdicts(tmp_path / "ceiling", ceiling)["moe-memorization"]
-    assert result.verdict == INCONCLUSIVE and "no room" in result.settings[0].observed
+    assert result.verdict == NOT_AT_CONDITION and "no room" in result.settings[0].observed
 
 
 def test_mqar_without_a_pair_count_knob_reads_not_measured(tmp_path):
@@ -411,7 +417,7 @@ def test_niah_reads_the_recurrences_that_fall_with_the_context(tmp_path):
     assert "never retrieves at the shortest length" in result.settings[0].observed  # lru
     everywhere = {"mha": (1.0, 0.99), "mamba": (0.98, 0.97)}
     result = verdicts(tmp_path / "everywhere", needles(everywhere))["niah-depth"]
-    assert result.verdict == INCONCLUSIVE, result.settings
+    assert result.verdict == NOT_AT_CONDITION, result.settings
     assert "retrieves at every length tested" in result.settings[0].observed
 
 

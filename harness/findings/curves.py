@@ -10,16 +10,20 @@ sweep never reaches it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from seqbench.harness.findings.base import INCONCLUSIVE, MARGINS, SUPPORTED, Outcome
+from seqbench.harness.findings.base import (
+    INCONCLUSIVE,
+    MARGINS,
+    NOT_AT_CONDITION,
+    SUPPORTED,
+    Outcome,
+)
 from seqbench.harness.findings.evidence import Config
-from seqbench.harness.findings.rules import at_least, gate
+from seqbench.harness.findings.rules import above, at_least, gate
 
 Curve = list[tuple[Any, Config]]  # (knob value, the configuration's runs at it), in order
-
-# What an outcome says when the sweep never reached the paper's condition.
-NOT_AT_CONDITION = "not at the paper's condition"
 
 
 def curve(config: Config, column: str) -> Curve:
@@ -62,5 +66,48 @@ def _value(value: Any) -> str:
 
 
 def not_at_condition(setting: str, configs: list[Config], observed: str, why: str) -> Outcome:
-    """Inconclusive because the sweep never crossed the paper's condition (`why` says how)."""
-    return Outcome(gate(configs, INCONCLUSIVE), f"{observed} ({NOT_AT_CONDITION}: {why})", setting)
+    """The sweep never crossed the paper's condition (`why` says how): no verdict either way
+    (still "inconclusive: budget" or "inconclusive" when the gate says so)."""
+    verdict = gate(configs, NOT_AT_CONDITION)
+    return Outcome(verdict, f"{observed} ({NOT_AT_CONDITION}: {why})", setting)
+
+
+def capacity_outcomes(
+    setting: str,
+    reference: Config,
+    others: list[Config],
+    column: str,
+    unit: str,
+    *,
+    note: Callable[[Config], str] = lambda _: "",
+    must_learn: bool = False,
+) -> list[Outcome]:
+    """One outcome per model of a capacity sweep (string or sequence length): judged at the
+    first point `reference` solves and the model does not, as `above(reference, model)` there.
+    A model that solves every point the reference does was never pushed past its state, and
+    with `must_learn` one that solves none has not learnt the task at all: neither is the
+    paper's condition. `note(model)` adds to its text (e.g. the sample-efficiency figures)."""
+    ref_curve = curve(reference, column)
+    solved = solved_points(ref_curve)
+    head = format_curve(reference.name, ref_curve, unit)
+    if not solved:
+        why = f" ({reference.name} solves no point within its budget: nothing to compare)"
+        return [Outcome(gate([reference, *others], INCONCLUSIVE), head + why, setting)]
+    outcomes = []
+    for other in others:
+        points = curve(other, column)
+        text = f"{head}; {format_curve(other.name, points, unit)}{note(other)}"
+        label = f"{setting} {other.name}"
+        fails = first_unsolved(points, solved)
+        if fails is None:
+            why = f"{other.name} solves every point {reference.name} does: its state holds them"
+            outcomes.append(not_at_condition(label, [reference, other], text, why))
+            continue
+        if must_learn and not any(v < fails for v in solved_points(points)):
+            why = f"{other.name} solves no shorter point: a learning failure, not its state's"
+            outcomes.append(not_at_condition(label, [reference, other], text, why + " limit"))
+            continue
+        a, o = at(ref_curve, fails), at(points, fails)
+        text += f"; judged at {_value(fails)}{unit} ({reference.name} solves it, {other.name} not)"
+        outcomes.append(Outcome(gate([a, o], above(a, o)), text, label))
+    return outcomes

@@ -2,17 +2,18 @@
 needle retrieval and MoE memorisation, each read where its paper's condition holds.
 
 - mamba-selective-copy (Gu & Dao 2023): a sweep over the sequence length, the LRU at one or
-  more state sizes; at the shortest length Mamba solves and an LRU does not, that LRU far
-  below. A short sequence fits the LRU's state whole (it solves it too); an LRU that solves
-  every length Mamba does was never pushed past its state: not the paper's condition, named
-  and left out (none left: inconclusive).
+  more state sizes, each judged on its own: at the shortest length Mamba solves and that LRU
+  does not, the LRU far below. A short sequence fits the LRU's state whole (it solves it
+  too); an LRU that solves every length Mamba does was never pushed past its state: not the
+  paper's condition.
 - mamba-induction: Mamba ≥ 0.95 to 64x its training length; attention, once it has learnt
   the task, towards chance at ≥ 4x.
 - jelassi-copy (Jelassi et al. 2024): strings of growing length; attention copies each, a
   fixed-state model copies the short ones and fails once the string outgrows its state. Per
-  model, the longest string copied at ≥ 0.9 is reported; a model that copies every length
-  tested was never pushed past its state, and one that copies none has not learnt copying:
-  neither is the paper's condition, so it is named and left out (no model left: inconclusive).
+  model (each judged on its own, so two state sizes are two settings), the longest string
+  copied at ≥ 0.9 is reported; a model that copies every length tested was never pushed past
+  its state, and one that copies none has not learnt copying: neither is the paper's
+  condition.
 - niah-depth (RULER): attention retrieves at every length; a recurrence that retrieves at the
   shortest length falls at the longest (one that retrieves everywhere, or nowhere, is left
   out as above).
@@ -27,19 +28,18 @@ import math
 from seqbench.harness.findings.base import (
     INCONCLUSIVE,
     MARGINS,
+    NOT_AT_CONDITION,
     NOT_MEASURED,
     Outcome,
     TaskSelector,
 )
 from seqbench.harness.findings.curves import (
-    NOT_AT_CONDITION,
     at,
+    capacity_outcomes,
     curve,
-    first_unsolved,
     format_curve,
     hardest_solved,
     not_at_condition,
-    solved_points,
     solves,
 )
 from seqbench.harness.findings.evidence import Config
@@ -64,29 +64,7 @@ def judge_selective_copy(evidence: Evidence) -> list[Outcome]:
         if mamba is None or not lrus:
             outcomes.append(missing(setting, "mamba", "lru"))
             continue
-        reference = curve(mamba, LENGTH)
-        texts = [format_curve(c.name, curve(c, LENGTH), " tokens") for c in [mamba, *lrus]]
-        lengths = solved_points(reference)
-        if not lengths:
-            why = " (mamba solves no length within its budget: nothing to compare)"
-            configs = [mamba, *lrus]
-            outcomes.append(Outcome(gate(configs, INCONCLUSIVE), "; ".join(texts) + why,
-                                    setting.label))  # fmt: skip
-            continue
-        parts, configs = [], [mamba]
-        for lru in lrus:
-            points = curve(lru, LENGTH)
-            fails = first_unsolved(points, lengths)
-            if fails is None:
-                texts.append(f"{lru.name}: {NOT_AT_CONDITION}, its state holds every length "
-                             "Mamba solves; left out")  # fmt: skip
-                continue
-            m, r = at(reference, fails), at(points, fails)
-            parts.append(above(m, r))
-            configs += [m, r]
-            texts.append(f"{lru.name} judged at {fails} tokens")
-        verdict = combine(parts) if parts else INCONCLUSIVE
-        outcomes.append(Outcome(gate(configs, verdict), "; ".join(texts), setting.label))
+        outcomes += capacity_outcomes(setting.label, mamba, lrus, LENGTH, " tokens")
     return outcomes
 
 
@@ -135,32 +113,14 @@ def judge_copy(evidence: Evidence) -> list[Outcome]:
         if attention is None or not others:
             outcomes.append(missing(setting, ATTENTION, "a fixed-state model"))
             continue
-        reference = curve(attention, LENGTH)
-        lengths = solved_points(reference)
-        texts = [format_curve(c.name, curve(c, LENGTH), " tokens") for c in [attention, *others]]
-        if not lengths:
-            why = " (attention copies no length within its budget: nothing to compare)"
-            configs = [attention, *others]
-            outcomes.append(
-                Outcome(gate(configs, INCONCLUSIVE), "; ".join(texts) + why, setting.label)
-            )
-            continue
-        parts, configs = [], [attention]
-        for other in others:
-            points = curve(other, LENGTH)
-            longest = f"{other.name} copies up to {_longest(points)}"
-            texts.append(f"{longest}; {_samples(attention, other)}")
-            fails = first_unsolved(points, lengths)
-            shorter = [n for n in solved_points(points) if fails is None or n < fails]
-            if fails is None or not shorter:
-                why = "copies every length attention does" if fails is None else "copies none"
-                texts[-1] += f" ({NOT_AT_CONDITION}: {why}; left out)"
-                continue
-            a, o = at(reference, fails), at(points, fails)
-            parts.append(above(a, o))
-            configs += [a, o]
-        verdict = combine(parts) if parts else INCONCLUSIVE
-        outcomes.append(Outcome(gate(configs, verdict), "; ".join(texts), setting.label))
+
+        def note(other: Config, attention: Config = attention) -> str:
+            longest = curve(other, LENGTH)
+            return f" (copies up to {_longest(longest)}; {_samples(attention, other)})"
+
+        outcomes += capacity_outcomes(
+            setting.label, attention, others, LENGTH, " tokens", note=note, must_learn=True
+        )
     return outcomes
 
 
@@ -207,8 +167,8 @@ def judge_niah(evidence: Evidence) -> list[Outcome]:
             else:
                 judged.append(above(short, long))
                 configs += [short, long]
-        parts += judged or [INCONCLUSIVE]  # no recurrence at the paper's condition
-        outcomes.append(Outcome(gate(configs, combine(parts)), "; ".join(texts), setting.label))
+        verdict = combine(parts + judged) if judged else NOT_AT_CONDITION  # no recurrence there
+        outcomes.append(Outcome(gate(configs, verdict), "; ".join(texts), setting.label))
     return outcomes
 
 

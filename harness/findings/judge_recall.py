@@ -8,7 +8,7 @@ is a sweep over `num_pairs`, and the verdicts are read on the curves:
 - zoology-mqar: at the most pairs attention solves, every fixed-state model that does not
   solve it far below attention. A model that solves that point too was never pushed past its
   state: it is "not at the paper's condition", named and left out (it neither supports nor
-  contradicts); with no model left the setting is inconclusive.
+  contradicts); with no model left, so is the setting.
 - zoology-state-size: for each recurrence run at two or more state sizes (Mamba's d_state,
   Mamba-2's...), at the most pairs its largest state solves, its smallest state far below
   (the fall moved); inconclusive when the small state never falls or the large state never
@@ -18,9 +18,8 @@ is a sweep over `num_pairs`, and the verdicts are read on the curves:
 
 from __future__ import annotations
 
-from seqbench.harness.findings.base import INCONCLUSIVE, Outcome, TaskSelector
+from seqbench.harness.findings.base import INCONCLUSIVE, NOT_AT_CONDITION, Outcome, TaskSelector
 from seqbench.harness.findings.curves import (
-    NOT_AT_CONDITION,
     at,
     curve,
     format_curve,
@@ -79,7 +78,7 @@ def judge_zoology(evidence: Evidence) -> list[Outcome]:
         if held:
             observed += f" ({NOT_AT_CONDITION} for {', '.join(held)}: they solve it too)"
         if not judged:
-            outcomes.append(Outcome(gate([a], INCONCLUSIVE), observed, setting.label))
+            outcomes.append(Outcome(gate([a], NOT_AT_CONDITION), observed, setting.label))
             continue
         parts = [above(a, c) for c in judged]
         outcomes.append(Outcome(gate([a, *judged], combine(parts)), observed, setting.label))

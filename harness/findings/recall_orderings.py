@@ -10,12 +10,12 @@
   ≥ 0.9) and not the most. A model that still solves the most pairs holds them all here (no
   gap to grow), and one that does not recall even the fewest has no fall to show (its gap is
   at its ceiling from the start): both are named and left out, and a setting with no model
-  left is inconclusive.
+  left is not at the paper's condition.
 """
 
 from __future__ import annotations
 
-from seqbench.harness.findings.base import INCONCLUSIVE, Outcome, TaskSelector
+from seqbench.harness.findings.base import INCONCLUSIVE, NOT_AT_CONDITION, Outcome, TaskSelector
 from seqbench.harness.findings.curves import at, format_curve, solves
 from seqbench.harness.findings.evidence import describe
 from seqbench.harness.findings.rules import above, combine, gap_grows, gate
@@ -91,6 +91,6 @@ def judge_pairs_gap(evidence: Evidence) -> list[Outcome]:
             f"pairs {few_n:g} → {many_n:g}: {mha.name} {mha_few.score().format()} → "
             f"{mha_many.score().format()}; " + "; ".join(texts)
         )
-        verdict = combine(parts) if parts else INCONCLUSIVE
+        verdict = combine(parts) if parts else NOT_AT_CONDITION
         outcomes.append(Outcome(gate(configs, verdict), observed, setting.label))
     return outcomes

@@ -37,6 +37,7 @@ from seqbench.harness.findings.base import (
     CONTRADICTED,
     INCONCLUSIVE,
     MARGINS,
+    NOT_AT_CONDITION,
     NOT_MEASURED,
     SUPPORTED,
 )
@@ -108,9 +109,12 @@ def below(a: Config, level: float, length: int | None = None) -> str:
 
 
 def combine(verdicts: Sequence[str]) -> str:
-    """All parts of one setting's rule: contradicted beats inconclusive beats supported."""
-    if not verdicts:
-        return NOT_MEASURED
+    """All parts of one setting's rule: contradicted beats inconclusive beats supported;
+    parts not at the paper's condition count only when no other part does."""
+    judged = [v for v in verdicts if v != NOT_AT_CONDITION]
+    if not judged:
+        return NOT_AT_CONDITION if verdicts else NOT_MEASURED
+    verdicts = judged
     for verdict in (NOT_MEASURED, CONTRADICTED, BUDGET, INCONCLUSIVE):
         if verdict in verdicts:
             return verdict
@@ -127,10 +131,11 @@ def gate(configs: Sequence[Config], verdict: str) -> str:
 
 
 def across_settings(verdicts: Sequence[str]) -> str:
-    """A finding's verdict from its settings' (see `base` for the policy)."""
-    measured = [v for v in verdicts if v != NOT_MEASURED]
+    """A finding's verdict from its settings' (see `base` for the policy): settings not at
+    the paper's condition count for nothing, unless no setting is."""
+    measured = [v for v in verdicts if v not in (NOT_MEASURED, NOT_AT_CONDITION)]
     if not measured:
-        return NOT_MEASURED
+        return NOT_AT_CONDITION if NOT_AT_CONDITION in verdicts else NOT_MEASURED
     if CONTRADICTED in measured:
         return CONTRADICTED
     if BUDGET in measured:
