@@ -160,3 +160,25 @@ def test_with_seeds_replaces_each_configurations_seeds() -> None:
         (1e-3, 3), (1e-3, 4), (3e-3, 3), (3e-3, 4)
     ]  # fmt: skip
     assert with_seeds(specs, ()) == specs
+
+
+def test_a_suite_part_keeps_the_tasks_asked_for_and_their_references() -> None:
+    from seqbench.harness.cli.run_cmd import only_tasks
+    from seqbench.harness.suites import load_builtin
+
+    specs = load_builtin("paper-long").specs
+    mqar = only_tasks(specs, ("MQAR",))  # names in any case
+    assert {s.task for s in mqar} == {"mqar"} and len(mqar) < len(specs)
+    assert any(s.budget == "reference" for s in mqar)
+    check_references(mqar)  # every calibrated run keeps its reference
+    with pytest.raises(UserError, match="has no runs of parity"):
+        only_tasks(specs, ("parity",))
+
+
+def test_the_cli_measures_a_suite_again_on_other_seeds() -> None:
+    from tests.cli_helpers import run_cli
+
+    result = run_cli("run", "--suite", "smoke", "--seed", "7", "--task", "mqar", "--dry-run")
+    assert result.code == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "  " in line and " lr" in line]
+    assert lines and all(line.endswith(" s7") and " mqar " in line for line in lines)

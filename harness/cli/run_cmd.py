@@ -87,7 +87,11 @@ def knob_help_rows() -> list[tuple[str, str]]:
 @click.option("--suite", help="Built-in suite (seqbench list suites).")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Suite TOML file.")
 @click.option("--arch", multiple=True, help="Architecture preset or pkg.mod:Class." + SWEEP)
-@click.option("--task", multiple=True, help="Task name or pkg.mod:Class." + SWEEP)
+@click.option(
+    "--task",
+    multiple=True,
+    help="Task name or pkg.mod:Class." + SWEEP + " With --suite/--config: keeps those tasks' runs.",
+)
 @click.option(
     "--seq-len", type=click_type("seq_len"), multiple=True, help="Training length." + SWEEP
 )
@@ -188,7 +192,7 @@ def gather_specs(opts: dict[str, Any], extra: list[str]) -> tuple[str, list]:
     """(name for the default output folder, specs) from the suite, file or ad-hoc flags."""
     from seqbench.harness.suites import expand, load_builtin, load_file
 
-    adhoc = [f"--{k.replace('_', '-')}" for k in ADHOC_FIELDS if opts[k] and k != "seed"]
+    adhoc = [f"--{k.replace('_', '-')}" for k in ADHOC_FIELDS if opts[k] and k not in SELECTORS]
     adhoc += ["--set"] * bool(opts["sets"]) + ["--knob"] * bool(opts["knobs"])
     adhoc += ["--test-knob"] * bool(opts["test_knobs"])
     sources = [s for s in ("suite", "config") if opts[s]]
@@ -197,7 +201,7 @@ def gather_specs(opts: dict[str, Any], extra: list[str]) -> tuple[str, list]:
         raise UserError(f"give one of --suite, --config or ad-hoc flags, not {' and '.join(given)}")
     if sources:
         suite = load_builtin(opts["suite"]) if opts["suite"] else load_file(opts["config"])
-        return suite.name, with_seeds(suite.specs, opts["seed"])
+        return suite.name, with_seeds(only_tasks(suite.specs, opts["task"]), opts["seed"])
     if not opts["arch"] or not opts["task"]:
         raise UserError("give --suite NAME, --config FILE.toml, or --arch A --task T")
     grid: dict[str, Any] = {
@@ -210,6 +214,25 @@ def gather_specs(opts: dict[str, Any], extra: list[str]) -> tuple[str, list]:
     grid["test_knobs"] = parse_pairs(opts["test_knobs"], "--test-knob")
     grid["knobs"].update(parse_knob_flags(extra, grid["task"]))
     return "adhoc", expand({"grid": [grid]}, "command line")
+
+
+# Flags that, with --suite/--config, select from the suite instead of making a grid.
+SELECTORS = ("seed", "task")
+
+
+def only_tasks(specs: list, tasks: tuple[str, ...]) -> list:
+    """The suite's runs of `tasks` (all of them when none are given): one part of a suite,
+    e.g. the MQAR part of paper-long, with its references."""
+    if not tasks:
+        return specs
+    from seqbench.tasks import TASKS
+
+    wanted = {TASKS.canonical(t) for t in tasks}
+    kept = [s for s in specs if TASKS.canonical(s.task) in wanted]
+    if not kept:
+        have = ", ".join(dict.fromkeys(s.task for s in specs))
+        raise UserError(f"the suite has no runs of {', '.join(sorted(wanted))} (tasks: {have})")
+    return kept
 
 
 def with_seeds(specs: list, seeds: tuple[int, ...]) -> list:
