@@ -384,9 +384,12 @@ def test_moe_is_judged_below_the_dense_ceiling(tmp_path):
             spec = {"d_model": width}
             records += seeds("mha", "memorization", dense, knobs=knobs, spec=spec)
             records += seeds("mha-moe", "memorization", moe, knobs=knobs, spec=spec)
+    for r in records:  # the embedding grows with the map: each size compared with itself
+        r["metrics"]["params_active"] = 10 * r["spec"]["knobs"]["vocab_size"]
     result = verdicts(tmp_path / "room", records)["moe-memorization"]
     assert result.verdict == SUPPORTED, result.settings
     assert "judged at vocabulary 2048" in result.settings[0].observed
+    assert "active params 20,480 vs 20,480" in result.settings[0].observed
     ceiling = [r for r in records if r["spec"]["knobs"]["vocab_size"] == 256]
     result = verdicts(tmp_path / "ceiling", ceiling)["moe-memorization"]
     assert result.verdict == NOT_AT_CONDITION and "no room" in result.settings[0].observed

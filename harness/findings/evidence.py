@@ -61,6 +61,8 @@ class Config:
         "3x the reference's 300 steps"."""
         text = f"{self.steps} steps × {self.batch_tokens} tokens"
         specs = [self.records[r]["spec"] for r in self.rows["run_id"] if r in self.records]
+        if specs and all(s.get("budget") == "reference" for s in specs):
+            return f"≤ {text} (reference: until solved)"
         refs = sorted({s.get("reference_steps") for s in specs if s.get("budget") == "calibrated"})
         if refs and refs != [None]:
             multiple = specs[0].get("budget_multiple", 3.0)

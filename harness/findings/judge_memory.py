@@ -173,6 +173,18 @@ def judge_niah(evidence: Evidence) -> list[Outcome]:
 
 
 # -- moe-memorization -----------------------------------------------------------------------------
+def unequal_active(moe: list, dense: list) -> str:
+    """ "158,368 vs 58,016 at 1024" for the first map size where the active parameter counts
+    differ by more than the tolerance (the embedding grows with the map, so each size is
+    compared with itself); "" when they are equal everywhere."""
+    for value, m in moe:
+        d = at(dense, value)
+        a, b = m.active_params(), d.active_params() if d is not None else None
+        if a and b and abs(a - b) / b > MARGINS.active_tolerance:
+            return f"{a:,.0f} vs {b:,.0f} at {value}"
+    return ""
+
+
 def judge_moe(evidence: Evidence) -> list[Outcome]:
     outcomes = []
     for setting in evidence.settings(MEMORIZATION, across=(MAP_SIZE,)):
@@ -182,13 +194,11 @@ def judge_moe(evidence: Evidence) -> list[Outcome]:
             continue
         moe_curve, dense_curve = curve(moe, MAP_SIZE), curve(dense, MAP_SIZE)
         observed = "; ".join(format_curve(c.name, curve(c, MAP_SIZE), "") for c in (moe, dense))
-        a, b = moe.active_params(), dense.active_params()
-        if a and b:
-            observed += f"; active params {a:,.0f} vs {b:,.0f}"
-            if abs(a - b) / b > MARGINS.active_tolerance:
-                observed += " (not equal: the comparison is not the published one)"
-                outcomes.append(Outcome(INCONCLUSIVE, observed, setting.label))
-                continue
+        unequal = unequal_active(moe_curve, dense_curve)
+        if unequal:
+            observed += f"; active params {unequal} (not equal: not the published comparison)"
+            outcomes.append(Outcome(INCONCLUSIVE, observed, setting.label))
+            continue
         room = [v for v, c in dense_curve if not solves(c) and at(moe_curve, v) is not None]
         if not room:
             why = "the dense model memorises every map size tested: no room to be far above"
@@ -196,7 +206,12 @@ def judge_moe(evidence: Evidence) -> list[Outcome]:
             continue
         pairs = [(at(moe_curve, v), at(dense_curve, v)) for v in room]
         configs = [c for pair in pairs for c in pair]
-        observed += f"; judged at vocabulary {', '.join(str(v) for v in room)} (dense below 0.9)"
+        sizes = ", ".join(str(v) for v in room)
+        active = ", ".join(
+            f"{at(moe_curve, v).active_params():,.0f} vs {at(dense_curve, v).active_params():,.0f}"
+            for v in room
+        )
+        observed += f"; judged at vocabulary {sizes} (dense below 0.9; active params {active})"
         parts = [above(m, d) for m, d in pairs]
         outcomes.append(Outcome(gate(configs, combine(parts)), observed, setting.label))
     return outcomes
