@@ -17,8 +17,10 @@ needle retrieval and MoE memorisation, each read where its paper's condition hol
 - niah-depth (RULER): attention retrieves at every length; a recurrence that retrieves at the
   shortest length falls at the longest (one that retrieves everywhere, or nowhere, is left
   out as above).
-- moe-memorization (MAD): where the dense model is below its ceiling (more facts than its
-  parameters hold), the MoE at equal active parameters far above it.
+- moe-memorization (MAD): the MoE is the reference (trained until it memorises the map), the
+  dense model at equal active parameters gets 3x its steps; at each map size the MoE
+  memorises and the dense model does not (below its ceiling at that budget), the MoE far
+  above it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from seqbench.harness.findings.curves import (
     format_curve,
     hardest_solved,
     not_at_condition,
+    solved_points,
     solves,
 )
 from seqbench.harness.findings.evidence import Config
@@ -199,9 +202,14 @@ def judge_moe(evidence: Evidence) -> list[Outcome]:
             observed += f"; active params {unequal} (not equal: not the published comparison)"
             outcomes.append(Outcome(INCONCLUSIVE, observed, setting.label))
             continue
-        room = [v for v, c in dense_curve if not solves(c) and at(moe_curve, v) is not None]
+        learnt = [v for v in solved_points(moe_curve) if at(dense_curve, v) is not None]
+        room = [v for v in learnt if not solves(at(dense_curve, v))]
         if not room:
-            why = "the dense model memorises every map size tested: no room to be far above"
+            why = (
+                "the dense model memorises every map size the MoE does: no room to be far above"
+                if learnt
+                else "the MoE memorises no map size within its budget: nothing to compare"
+            )
             outcomes.append(not_at_condition(setting.label, [moe, dense], observed, why))
             continue
         pairs = [(at(moe_curve, v), at(dense_curve, v)) for v in room]
@@ -211,7 +219,10 @@ def judge_moe(evidence: Evidence) -> list[Outcome]:
             f"{at(moe_curve, v).active_params():,.0f} vs {at(dense_curve, v).active_params():,.0f}"
             for v in room
         )
-        observed += f"; judged at vocabulary {sizes} (dense below 0.9; active params {active})"
+        observed += (
+            f"; judged at vocabulary {sizes} (the MoE memorises it, the dense model does not; "
+            f"active params {active})"
+        )
         parts = [above(m, d) for m, d in pairs]
         outcomes.append(Outcome(gate(configs, combine(parts)), observed, setting.label))
     return outcomes
