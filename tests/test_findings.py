@@ -445,3 +445,36 @@ def test_a_reference_also_run_calibrated_is_judged_on_its_calibrated_runs(tmp_pa
     mod3 = tracking("modular", 3, {"mamba3": (1.0, 0.98), "mamba": (0.9, 0.4)})
     result = verdicts(tmp_path, records + mod3)["grazzi-state-tracking"]
     assert result.verdict == SUPPORTED, result.settings
+
+
+def test_state_size_reads_a_preset_state_from_the_mixer_default(tmp_path):
+    """mamba2's preset leaves d_state to the constructor (64): the record states none, and the
+    finding reads the default, so mamba2 against mamba2[d_state=4] is a state-size sweep."""
+    records = []
+    for vocab in (16, 32):
+        for i, pairs in enumerate((4, 8)):
+            knobs = {"vocab_size": vocab, "num_pairs": pairs}
+            small = seeds("mamba2", "mqar", (0.99, 0.3)[i], knobs=knobs,
+                          overrides={"mamba2.d_state": 4})  # fmt: skip
+            for r in small:
+                r["definition"]["model"]["mixer_kwargs"] = {"mamba2": {"d_state": 4}}
+            plain = seeds("mamba2", "mqar", (1.0, 0.99)[i], knobs=knobs)
+            for r in plain:
+                r["definition"]["model"] = {"layer_pattern": ["mamba2"], "mixer_kwargs": {}}
+            records += small + plain
+    result = verdicts(tmp_path, records)["zoology-state-size"]
+    assert result.verdict == SUPPORTED, result.settings
+    assert "mamba2 d_state 64 4 pairs" in result.settings[0].observed
+
+
+def test_state_tracking_is_read_at_4x_with_8x_beside(tmp_path):
+    parity = tracking("parity", 2, {"mamba+allow_neg_eigval": (1.0, 0.99), "mamba": (0.95, 0.55)})
+    mod3 = tracking("modular", 3, {"mamba3": (1.0, 0.98), "mamba": (0.9, 0.4)})
+    for r in parity + mod3:  # 8x falls: reported, the claim is read at 4x
+        r["spec"]["eval_lengths"] = [160, 320]
+        r["metrics"]["test"]["320"] = {"accuracy": 0.6, "scored": 64, "sequences": 64}
+        r["run_id"] = spec_hash("run", r["spec"])
+    result = verdicts(tmp_path, parity + mod3)["grazzi-state-tracking"]
+    assert result.verdict == SUPPORTED, result.settings
+    assert "scaled accuracy at 160 tokens (4x)" in result.settings[0].observed
+    assert "8x: 0.40" in result.settings[0].observed  # (0.6 - 1/3) / (2/3) on mod 3

@@ -9,6 +9,8 @@ the records, like the rest of the report.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import math
 import statistics
 from collections.abc import Iterable
@@ -152,7 +154,9 @@ class Config:
         ]
 
     def model_value(self, mixer: str, key: str) -> Any:
-        """A mixer hyper-parameter of the recorded model (e.g. mamba's d_state), or None."""
+        """A mixer hyper-parameter of the recorded model (e.g. mamba's d_state): as the record
+        states it, else the mixer's own default when the model uses that mixer (a preset
+        that leaves d_state to Mamba-2's constructor records no d_state), else None."""
         for run_id in self.rows["run_id"]:
             record = self.records[run_id]
             model = (record.get("definition") or {}).get("model") or (
@@ -161,6 +165,8 @@ class Config:
             value = ((model.get("mixer_kwargs") or {}).get(mixer) or {}).get(key)
             if value is not None:
                 return value
+            if mixer in (model.get("layer_pattern") or ()):
+                return mixer_default(mixer, key)
         return None
 
     def active_params(self) -> float | None:
@@ -177,3 +183,17 @@ def describe(configs: Iterable[Config], length: int | None = None) -> str:
 def budget_text(configs: Iterable[Config]) -> str:
     budgets = sorted({c.budget() for c in configs})
     return ", ".join(budgets)
+
+
+@functools.lru_cache(maxsize=256)
+def mixer_default(mixer: str, key: str) -> Any:
+    """The default of a registered mixer's constructor argument `key` (None if it has none)."""
+    from seqbench.architectures import MIXERS
+
+    try:
+        parameter = inspect.signature(MIXERS.get(mixer).__init__).parameters.get(key)
+    except Exception:  # an unknown or unimportable mixer: nothing to read
+        return None
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        return None
+    return parameter.default

@@ -50,11 +50,12 @@ def contenders(setting: Setting, parity: bool) -> list[Config]:
     return [c.rescaled() for c in found]
 
 
-def test_length(configs: list[Config]) -> int | None:
-    """The longest length every configuration was tested at, if ≥ 4x its training length."""
+def test_lengths(configs: list[Config]) -> list[int]:
+    """The lengths every configuration was tested at that are ≥ 4x the longest training
+    length, shortest first: the claim is read at the first (the papers' 4x), the others are
+    reported beside it."""
     common = set.intersection(*(set(c.lengths()) for c in configs)) if configs else set()
-    far = [n for n in common if n >= EXTRAPOLATION * configs[0].seq_len]
-    return max(far) if far else None
+    return sorted(n for n in common if n >= EXTRAPOLATION * configs[0].seq_len)
 
 
 def judge_state_tracking(evidence: Evidence) -> list[Outcome]:
@@ -69,16 +70,18 @@ def judge_state_tracking(evidence: Evidence) -> list[Outcome]:
                 missing(setting, "a signed or rotating recurrence", "a positive-decay one")
             )
             continue
-        length = test_length([*good, *positive])
-        if length is None:
+        lengths = test_lengths([*good, *positive])
+        if not lengths:
             outcomes.append(missing(setting, f"every model tested at >= {EXTRAPOLATION}x"))
             continue
+        length, train = lengths[0], good[0].seq_len
         parts = [at_least(c, MARGINS.solved, length) for c in good]
         parts += [below(c, MARGINS.solved, length) for c in positive]
         parts += [above(a, b, length) for a in good for b in positive]
-        ratio = length // good[0].seq_len
-        observed = f"scaled accuracy at {length} tokens ({ratio}x): " + "; ".join(
-            f"{c.name} {c.score(length).format()} (1x: {c.score().format()})"
+        observed = f"scaled accuracy at {length} tokens ({length // train}x): " + "; ".join(
+            f"{c.name} {c.score(length).format()} ("
+            + ", ".join(f"{n // train}x: {c.score(n).format()}" for n in [train, *lengths[1:]])
+            + ")"
             for c in [*good, *positive]
         )
         outcomes.append(Outcome(gate([*good, *positive], combine(parts)), observed, setting.label))
