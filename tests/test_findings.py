@@ -135,6 +135,22 @@ def test_selective_copy_is_judged_where_the_lru_state_overflows(tmp_path):
     assert "judged at 64 tokens (mamba solves it, lru[lru.d_state=16] not)" in observed
 
 
+def test_a_model_missing_from_a_point_the_reference_solves_is_not_judged_there(tmp_path):
+    """A sweep still running (or a failed run) leaves the LRU without the 128-token point:
+    it is judged at the points it has, and with none in common it reads inconclusive."""
+    records = [r for r in selective(0.99, 0.3)
+               if not (r["spec"]["arch"] == "lru" and r["spec"]["seq_len"] == 128)]
+    result = verdicts(tmp_path, records)["mamba-selective-copy"]
+    assert result.verdict == SUPPORTED, result.settings  # judged at 64 tokens
+    only_long = [r for r in selective(0.99, 0.3)
+                 if not (r["spec"]["arch"] == "lru" and r["spec"]["seq_len"] == 64)]
+    only_long = [r for r in only_long
+                 if not (r["spec"]["arch"] == "mamba" and r["spec"]["seq_len"] == 128)]
+    found = verdicts(tmp_path / "apart", only_long)["mamba-selective-copy"]
+    assert found.verdict == INCONCLUSIVE
+    assert "lru has no runs at a point mamba solves" in found.settings[0].observed
+
+
 def test_a_model_that_solves_too_is_not_at_the_papers_condition(tmp_path):
     result = verdicts(tmp_path, selective(0.99, 0.98))["mamba-selective-copy"]
     assert result.verdict == NOT_AT_CONDITION

@@ -98,7 +98,12 @@ def capacity_outcomes(
         points = curve(other, column)
         text = f"{head}; {format_curve(other.name, points, unit)}{note(other)}"
         label = f"{setting} {other.name}"
-        fails = first_unsolved(points, solved)
+        shared = [v for v in solved if at(points, v) is not None]
+        if not shared:
+            why = f" ({other.name} has no runs at a point {reference.name} solves)"
+            outcomes.append(Outcome(INCONCLUSIVE, text + why, label))
+            continue
+        fails = first_unsolved(points, shared)
         if fails is None:
             why = f"{other.name} solves every point {reference.name} does: its state holds them"
             outcomes.append(not_at_condition(label, [reference, other], text, why))
