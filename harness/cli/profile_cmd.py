@@ -192,7 +192,8 @@ def command(**opts: Any) -> None:  # fmt: skip
     from seqbench.harness.profile.sweep import run_sweep, write_fits
 
     workers = opts["workers"] or (1 if opts["launcher"] == "local" else None)
-    launcher = make_launcher(opts["launcher"], workers, opts["address"])
+    # threads=0: a worker keeps torch's own threads; each point sets its own (--threads)
+    launcher = make_launcher(opts["launcher"], workers, opts["address"], threads=0)
     plan = build_plan(opts, launcher.device)
     records, result = run_sweep(plan, opts["out_dir"], launcher=launcher, force=opts["force"])
     with folder_lock(opts["out_dir"]):  # the one writers' lock, shared with run and report
