@@ -238,6 +238,7 @@ def environment(device: str | None = None) -> dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "mkl_cbwr": os.environ.get("MKL_CBWR"),  # seqbench.reproducible
         "device": device or "cpu",
         "cuda": torch.version.cuda,
         "gpu": None,

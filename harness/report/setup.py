@@ -22,6 +22,7 @@ ENVIRONMENT_FIELDS = (
     ("cpu", "CPU"),
     ("cpu_count", "CPU cores"),
     ("torch_threads", "torch threads"),
+    ("mkl_cbwr", "MKL_CBWR (thread-independent products)"),
     ("platform", "platform"),
     ("python", "Python"),
     ("torch", "torch"),
