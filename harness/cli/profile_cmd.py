@@ -52,7 +52,7 @@ def default_memory_gb() -> float | None:
     "seq_lens",
     type=click_type("seq_len"),
     multiple=True,
-    help="Training-step lengths (repeatable) [default: 256 … 8192, doubling].",
+    help="Training-step lengths in tokens (repeatable) [default: 256 … 8192, doubling].",
 )
 @click.option(
     "--batch", "batches", type=click_type("batch"), multiple=True, help="Batch sizes [1]."
@@ -84,14 +84,14 @@ def default_memory_gb() -> float | None:
     "contexts",
     type=click_type("context"),
     multiple=True,
-    help="Decode context lengths [256 1024 4096 16384].",
+    help="Decode context lengths in tokens [256 1024 4096 16384].",
 )
 @click.option(
     "--counted-len",
     "counted_lens",
     type=click_type("counted_len"),
     multiple=True,
-    help="Lengths counted on the meta device [1024 … 1048576, ×4].",
+    help="Lengths in tokens counted on the meta device [1024 … 1048576, ×4].",
 )
 @click.option(
     "--mode",
@@ -126,7 +126,7 @@ def default_memory_gb() -> float | None:
     "--max-memory-gb",
     type=click_type("max_memory_gb"),
     default=None,
-    help="Per-point memory cap on CPU; over it a point is recorded oom "
+    help="Per-point memory cap on CPU in GiB; over it a point is recorded oom "
     "[half of the available memory].",
 )
 @click.option(
@@ -152,7 +152,11 @@ def default_memory_gb() -> float | None:
     help="Parameter and activation dtype.",
 )
 @click.option(
-    "--vocab", type=click_type("vocab_size"), default=64, show_default=True, help="Vocabulary size."
+    "--vocab",
+    type=click_type("vocab_size"),
+    default=64,
+    show_default=True,
+    help="Vocabulary size (tokens).",
 )
 @click.option(
     "--seed", type=click_type("seed"), default=0, show_default=True, help="Seed of init and data."
