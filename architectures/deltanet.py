@@ -5,10 +5,13 @@ Linear Transformers with the Delta Rule over Sequence Length"), per head:
     y_t = S_tᵀ q_t,   out = W_o( Norm_h(y) )
 
 Instead of adding k vᵀ, each step replaces what S recalls for k_t by v_t, with strength
-β_t = sigmoid(W_β x_t) ∈ (0, 1) per head. As in the paper (and fla's layer): q, k and v pass a
-short causal convolution (width 4) and SiLU, q and k are L2-normalised (so I − β k kᵀ is a
-contraction and the state stays bounded), queries are scaled by d_k^(−½), and each head's
-output is RMS-normalised. Training uses the chunked WY/UT form (chunked_linear.py). Decoding
+β_t = sigmoid(W_β x_t) ∈ (0, 1) per head, or β_t = 2 sigmoid(W_β x_t) ∈ (0, 2) with
+`allow_neg_eigval` (Grazzi et al. 2025): I − β k kᵀ then has the eigenvalue 1 − β ∈ (−1, 1)
+along k, so the state can flip sign, which parity needs; the chunked WY/UT form and the loop
+take any β. As in the paper (and fla's layer): q, k and v pass a short causal convolution
+(width 4) and SiLU, q and k are L2-normalised (so I − β k kᵀ is a contraction for β ≤ 2 and
+the state stays bounded), queries are scaled by d_k^(−½), and each head's output is
+RMS-normalised. Training uses the chunked WY/UT form (chunked_linear.py). Decoding
 keeps S (H, d_k, d_v) and the three conv windows: a fixed size.
 """
 
@@ -31,7 +34,7 @@ from seqbench.architectures.linear_parts import (
 )
 from seqbench.architectures.registry import MIXERS
 from seqbench.architectures.scans.chunked_linear import DEFAULT_CHUNK
-from seqbench.architectures.ssm_parts import positive_int
+from seqbench.architectures.ssm_parts import flag, positive_int
 
 
 class DeltaRuleMixer(LinearFamilyMixer):
@@ -50,12 +53,14 @@ class DeltaRuleMixer(LinearFamilyMixer):
         expand_v: float,
         d_conv: int,
         output_gate: bool,
+        allow_neg_eigval: bool,
         bias: bool,
         impl: str,
         chunk: int,
     ) -> None:
         super().__init__()
         self.layer_idx = layer_idx
+        self.allow_neg_eigval = flag("allow_neg_eigval", allow_neg_eigval)
         self.n_heads = positive_int("n_heads", n_heads)
         name = type(self).__name__
         self.d_k = head_dim(f"{name} key", d_model, expand_k, n_heads)
@@ -78,6 +83,8 @@ class DeltaRuleMixer(LinearFamilyMixer):
         q = l2norm(split_heads(q, self.n_heads)) / math.sqrt(self.d_k)  # (B, H, L, d_k)
         k = l2norm(split_heads(k, self.n_heads))
         beta = torch.sigmoid(self.b_proj(x)).transpose(1, 2)  # (B, H, L)
+        if self.allow_neg_eigval:  # β ∈ (0, 2): I − β k kᵀ has the eigenvalue 1 − β ∈ (−1, 1)
+            beta = 2 * beta
         return q, k, split_heads(v, self.n_heads), beta
 
     def _features(self, x: Tensor, state: dict[str, Any] | None) -> Features:
@@ -109,6 +116,7 @@ class DeltaNet(DeltaRuleMixer):
         expand_k: float = 1,
         expand_v: float = 1,
         d_conv: int = 4,
+        allow_neg_eigval: bool = False,
         bias: bool = False,
         impl: str = "auto",
         chunk: int = DEFAULT_CHUNK,
@@ -121,6 +129,7 @@ class DeltaNet(DeltaRuleMixer):
             expand_v=expand_v,
             d_conv=d_conv,
             output_gate=False,
+            allow_neg_eigval=allow_neg_eigval,
             bias=bias,
             impl=impl,
             chunk=chunk,

@@ -8,7 +8,8 @@ Mamba2 with Delta Rule"), per head:
 Mamba-2's gating (forget everything quickly when α → 0) combined with DeltaNet's targeted
 overwrite (β). As in the paper and fla's layer: A = exp(A_log) with A uniform in [1, 16] at
 init, b_Δ initialised so softplus(b_Δ) is log-uniform in [0.001, 0.1] (Mamba's Δ init),
-β = sigmoid(W_β x), short convs + SiLU on q, k, v, L2-normalised q and k, a SiLU output gate
+β = sigmoid(W_β x) (2 sigmoid(W_β x) ∈ (0, 2) with `allow_neg_eigval`, Grazzi et al. 2025),
+short convs + SiLU on q, k, v, L2-normalised q and k, a SiLU output gate
 on the per-head RMSNorm. The paper's value width is 2 d_model (`expand_v=2`); the preset uses
 d_model with key width d_model/2 to keep mha's parameter count. The scalar decay keeps the
 chunked WY/UT form exact with segsum-built decay matrices. Decoding keeps S (H, d_k, d_v) and
@@ -47,6 +48,7 @@ class GatedDeltaNet(DeltaRuleMixer):
         dt_min: float = 1e-3,
         dt_max: float = 1e-1,
         dt_init_floor: float = 1e-4,
+        allow_neg_eigval: bool = False,
         bias: bool = False,
         impl: str = "auto",
         chunk: int = DEFAULT_CHUNK,
@@ -59,6 +61,7 @@ class GatedDeltaNet(DeltaRuleMixer):
             expand_v=expand_v,
             d_conv=d_conv,
             output_gate=True,
+            allow_neg_eigval=allow_neg_eigval,
             bias=bias,
             impl=impl,
             chunk=chunk,

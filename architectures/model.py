@@ -32,6 +32,9 @@ class ModelConfig:
     ffn: str = "swiglu"
     ffn_kwargs: dict[str, Any] = field(default_factory=dict)
     tie_embeddings: bool = False
+    # Frozen random embeddings (and, tied, output head): the embedding table cannot be learnt
+    # to hold a task's facts, so memorisation has to live in the layers' weights.
+    freeze_embeddings: bool = False
     norm_eps: float = 1e-5
 
     def __post_init__(self) -> None:
@@ -44,6 +47,15 @@ class ModelConfig:
         data = asdict(self)
         data["layer_pattern"] = list(self.layer_pattern)
         return data
+
+    def identity(self) -> dict[str, Any]:
+        """What a run's identity hashes: every field, except later ones at their default (so
+        a model that does not use them keeps the run_id it always had)."""
+        data = self.to_dict()
+        return {k: v for k, v in data.items() if k not in LATER_FIELDS or v != LATER_FIELDS[k]}
+
+
+LATER_FIELDS = {"freeze_embeddings": False}
 
 
 class Block(nn.Module):
@@ -98,7 +110,13 @@ class LanguageModel(nn.Module):
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:
             self.head.weight = self.embedding.weight
-        nn.init.normal_(self.embedding.weight, std=0.02)
+        if config.freeze_embeddings:
+            # unit-variance rows: fixed random codes the layers must map between (at 0.02 a
+            # frozen tied head would give logits too small to train against)
+            nn.init.normal_(self.embedding.weight, std=1.0)
+            self.embedding.weight.requires_grad_(False)
+        else:
+            nn.init.normal_(self.embedding.weight, std=0.02)
 
     def hidden(self, inputs: Tensor) -> Tensor:
         """Final normalised hidden states (B, L, D) for token ids (B, L)."""

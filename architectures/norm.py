@@ -12,8 +12,9 @@ from seqbench.architectures.scans import norm_native
 def rms_norm_torch(x: Tensor, weight: Tensor, eps: float) -> Tensor:
     """The PyTorch expression: the path off the CPU kernels and the kernel's oracle.
 
-    Normalises in float32 so bf16 autocast keeps a stable scale."""
-    x32 = x.float()
+    Normalises in at least float32 so bf16 autocast keeps a stable scale, and float64 stays
+    float64 (a float64 model is the exact reference of the float32 one)."""
+    x32 = x.to(torch.promote_types(x.dtype, torch.float32))
     normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
     return normed.to(x.dtype) * weight
 

@@ -64,10 +64,15 @@ MAX_SEED = 2**32 - 1  # numpy's legacy generators and most tools take 32-bit see
 BOUNDS: dict[str, Bound] = {
     # RunSpec (suite files, `seqbench run` flags, records)
     "seq_len": Bound(1, MAX_LEN, what="training length (tokens)"),
+    "min_seq_len": Bound(1, MAX_LEN, what="shortest training length (tokens)"),
     "eval_lengths": Bound(1, MAX_LEN, what="each extra test length (tokens)"),
     "d_model": Bound(1, 65536, what="model width"),
     "n_layers": Bound(1, 1024, what="layers"),
     "steps": Bound(1, 10**7, what="optimiser steps"),
+    "budget_multiple": Bound(
+        0, 1000, integer=False, low_open=True, what="calibrated budget (x the reference's steps)"
+    ),
+    "reference_steps": Bound(1, 10**7, what="steps the setting's reference took to solve"),
     "batch_size": Bound(1, 65536, what="sequences per step"),
     "lr": Bound(0, 10, integer=False, low_open=True, what="peak learning rate"),
     "warmup": Bound(0, 10**7, what="warm-up steps (also <= steps)"),
@@ -102,9 +107,10 @@ BOUNDS: dict[str, Bound] = {
 
 # The RunSpec fields bounded here (every numeric one): spec checks and the record schema.
 SPEC_FIELDS = (
-    "seq_len", "eval_lengths", "d_model", "n_layers", "steps", "batch_size", "lr", "warmup",
-    "weight_decay", "grad_clip", "beta1", "beta2", "eps", "momentum", "eval_every",
+    "seq_len", "min_seq_len", "eval_lengths", "d_model", "n_layers", "steps", "batch_size",
+    "lr", "warmup", "weight_decay", "grad_clip", "beta1", "beta2", "eps", "momentum", "eval_every",
     "val_examples", "test_examples", "long_test_examples", "attention_eval_cap", "seed",
+    "budget_multiple", "reference_steps",
 )  # fmt: skip
 
 

@@ -64,6 +64,7 @@ class Prepared:
                 "name": self.task.name or self.spec.task,
                 "version": self.task.version,
                 "tags": list(self.task.tags),
+                "chance": self.task.chance(),
             },
         }
 
@@ -75,9 +76,14 @@ class Prepared:
     def task_at(self, length: int) -> Task:
         return self.task if length == self.task.seq_len else self.task.at_length(length)
 
+    def test_task_at(self, length: int) -> Task:
+        """The task of the test split at `length`: with the spec's test knobs applied."""
+        task = self.task_at(length)
+        return dataclasses.replace(task, **self.spec.test_knobs) if self.spec.test_knobs else task
+
 
 def run_identity(spec: RunSpec, config: ModelConfig, task: Task) -> str:
-    identity = {"spec": spec.to_dict(), "model": config.to_dict(), "task_version": task.version}
+    identity = {"spec": spec.identity(), "model": config.identity(), "task_version": task.version}
     return spec_hash("run", identity)
 
 
@@ -113,9 +119,10 @@ def _prepare(spec: RunSpec, target: str | None) -> Prepared:
     device = resolve_device(spec.device, target)
     dtype = resolve_dtype(spec.dtype, device)
     task = make_task(spec.task, seq_len=spec.seq_len, **spec.knobs)
-    for length in spec.eval_lengths:
-        if length != spec.seq_len:
-            task.at_length(length)  # raises for knobs impossible at that length
+    for length in checked_lengths(spec):
+        task.at_length(length)  # raises for knobs impossible at that length
+    if spec.test_knobs:
+        make_task(spec.task, seq_len=spec.seq_len, **{**spec.knobs, **spec.test_knobs})
     # d_model/n_layers may come as overrides (`--set d_model=32`); they live in their fields.
     overrides = {k: v for k, v in spec.overrides.items() if k not in ("d_model", "n_layers")}
     sizes = {k: v for k, v in spec.overrides.items() if k in ("d_model", "n_layers")}
@@ -135,6 +142,20 @@ def _prepare(spec: RunSpec, target: str | None) -> Prepared:
         dtype=dtype,
     )
     return Prepared(resolved, config, task, gate_targets(spec.arch, config))
+
+
+# Training ranges up to this many lengths are checked length by length; longer ones at their
+# ends and every power of two between (a task's rules are monotone in the length in practice).
+CHECK_EVERY_LENGTH = 4096
+
+
+def checked_lengths(spec: RunSpec) -> list[int]:
+    """Lengths other than seq_len the task must be valid at: evaluation and training lengths."""
+    train = spec.train_lengths()
+    if len(train) > CHECK_EVERY_LENGTH:
+        powers = [2**i for i in range(train.start.bit_length(), train.stop.bit_length())]
+        train = [train.start, *(p for p in powers if p in train), train.stop - 1]
+    return sorted({*spec.eval_lengths, *train} - {spec.seq_len})
 
 
 def resolve_device(name: str, target: str | None = None) -> str:

@@ -56,6 +56,11 @@ class Progress:
         elapsed = time.perf_counter() - self.start
         return duration(elapsed / self.done * (self.total - self.done))
 
+    def skip(self, n: int) -> None:
+        """n runs counted in `total` turned out to be recorded already."""
+        self.total -= n
+        self.skipped += n
+
     def started(self, job: Job) -> None:
         self.running[job.run_id] = job.label
         self._status()

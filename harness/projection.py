@@ -10,9 +10,11 @@ How the projection is made (it is a projection, not a measurement of the suite):
   for all its runs (a batch over `TIMED_TOKENS` tokens is timed on fewer
   sequences and scaled linearly, so planning a GPU suite on a CPU stays quick);
 - a run costs its full step budget (early stopping only shortens it, so the projection is an
-  upper bound on training), plus validation and test forwards at one third of a step's cost
-  per token (a forward is about a third of forward + backward), scaled by length ÷ training
-  length for models whose decode state grows (attention's quadratic cost), and nothing for
+  upper bound on training; a calibrated run counts at its cap, `steps`, since its budget is
+  known only once its references have run; a run on a range of lengths counts at the
+  longest), plus validation and test forwards at one third of a step's cost per token (a
+  forward is about a third of forward + backward), scaled by length ÷ training length for
+  models whose decode state grows (attention's quadratic cost), and nothing for
   lengths over the KV-cache cap (recorded oom without running);
 - the suite's wall time with W workers is the total divided by W, or the longest single run
   if that is longer.
@@ -49,6 +51,7 @@ class Projection:
     longest_s: float
     measure_s: float  # time spent measuring
     device: str
+    calibrated: int = 0  # runs whose budget comes from a reference, counted at their caps
 
     def wall_s(self, workers: int) -> float:
         return max(self.total_s / max(1, workers), self.longest_s)
@@ -60,7 +63,13 @@ class Projection:
             f"{TIMED_STEPS} steps each, load {load}); projected at most "
             f"{self.wall_s(workers) / 60:.1f} min with {workers} worker(s) "
             f"({self.total_s / 3600:.2f} run-hours, longest run {self.longest_s / 60:.1f} min; "
-            "every run to its full step budget — early stops make it shorter)"
+            "every run to its full step budget — early stops make it shorter"
+            + (
+                f"; {self.calibrated} calibrated runs at their step caps, which their "
+                "references' early stops usually cut to a fraction)"
+                if self.calibrated
+                else ")"
+            )
         )
 
 
@@ -160,4 +169,5 @@ def project(plans: Sequence[Prepared]) -> Projection:
         longest_s=max(costs, default=0.0),
         measure_s=time.perf_counter() - start,
         device=device,
+        calibrated=sum(p.spec.budget == "calibrated" for p in plans),
     )

@@ -10,13 +10,17 @@ an early stop and "solved" in a verdict are the same test:
   at or above it, as optimiser steps and as training tokens (None when never reached).
 - **still improving at budget end**: a run that is not solved whose final validation accuracy
   is more than `IMPROVING_MIN_GAIN` above the best accuracy it had by `IMPROVING_WINDOW` of its
-  steps (the last quarter still gained), or whose curve has too few checks to tell. Such a
-  run has not shown what the architecture *cannot* do, only what it has not done yet, so
-  findings judged on it read "inconclusive: budget".
+  steps (the last quarter still gained), or whose final validation loss is more than
+  `IMPROVING_LOSS_DROP` (relative) below the lowest loss it had by then, or whose curve has too
+  few checks to tell. Such a run has not shown what the architecture *cannot* do, only what
+  it has not done yet, so findings judged on it read "inconclusive: budget". The loss matters
+  on plateau-then-jump curves (MQAR, induction): the accuracy sits flat at "one of the values
+  in context" while the loss keeps falling towards the jump.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +28,7 @@ SOLVED = 0.99
 THRESHOLDS = (0.9, 0.99)
 IMPROVING_MIN_GAIN = 0.02  # two points of accuracy: above validation noise at >= 1000 tokens
 IMPROVING_WINDOW = 0.75  # compare the end with the best up to 75% of the steps run
+IMPROVING_LOSS_DROP = 0.05  # 5% lower loss in the last quarter: still learning, flat accuracy
 MIN_CHECKS = 4  # fewer validation checks than this cannot show a plateau
 
 Curve = Sequence[dict[str, Any]]
@@ -62,10 +67,18 @@ def still_improving(curve: Curve) -> bool:
     if len(points) < MIN_CHECKS:
         return True
     cutoff = IMPROVING_WINDOW * float(points[-1]["step"])
-    earlier = [float(p["accuracy"]) for p in points[:-1] if p["step"] <= cutoff]
+    earlier = [p for p in points[:-1] if p["step"] <= cutoff]
     if not earlier:
         return True
-    return final - max(earlier) > IMPROVING_MIN_GAIN
+    if final - max(float(p["accuracy"]) for p in earlier) > IMPROVING_MIN_GAIN:
+        return True
+    losses = [p.get("loss") for p in earlier if _finite(p.get("loss"))]
+    last = points[-1].get("loss")
+    return bool(losses) and _finite(last) and last < (1 - IMPROVING_LOSS_DROP) * min(losses)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def protocol_metrics(curve: Curve) -> dict[str, Any]:

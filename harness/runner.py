@@ -118,7 +118,7 @@ def test_all_lengths(
             if grows:
                 scores[str(length)] = over_cap(length, cap)
                 continue
-        task = prepared.task_at(length)
+        task = prepared.test_task_at(length)
         n = spec.test_examples if length == spec.seq_len else spec.long_test_examples
         batch = task.split_batch(n or spec.test_examples, spec.seed, "test")
         chunk = max(1, spec.batch_size * spec.seq_len // length)

@@ -158,6 +158,7 @@ class RunSpecModel(Loose):
     arch: Name
     task: Name
     seq_len: _bounded_int("seq_len")
+    min_seq_len: _bounded_int("min_seq_len") | None = None
     lr: Annotated[float, _bounded("lr")]
     seed: _bounded_int("seed")
     eval_lengths: list[_bounded_int("eval_lengths")] = []
@@ -165,7 +166,11 @@ class RunSpecModel(Loose):
     n_layers: _bounded_int("n_layers") | None = None
     overrides: dict[str, Any] = {}
     knobs: dict[str, Any] = {}
+    test_knobs: dict[str, Any] = {}
     steps: _bounded_int("steps") | None = None
+    budget: Literal["fixed", "reference", "calibrated"] | None = None
+    budget_multiple: Annotated[float, _bounded("budget_multiple")] | None = None
+    reference_steps: _bounded_int("reference_steps") | None = None
     batch_size: _bounded_int("batch_size") | None = None
     optimizer: Name | None = None
     warmup: _bounded_int("warmup") | None = None
@@ -227,6 +232,7 @@ class TaskInfo(Loose):
     name: Name | None = None
     version: Annotated[int, Field(ge=0, le=MAX_INT)] | Name | None = None
     tags: list[Name] = []
+    chance: Annotated[float, Field(ge=0, le=1)] | None = None
 
 
 class Definition(Loose):

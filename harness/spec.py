@@ -28,6 +28,16 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "linear", "constant")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16")
+BUDGETS = ("fixed", "reference", "calibrated")
+# Fields added after the first record schema: left out of the identity hash while at their
+# default, so a run that uses none of them keeps the run_id it always had.
+LATER_FIELDS = {
+    "min_seq_len": None,
+    "test_knobs": {},
+    "budget": "fixed",
+    "budget_multiple": 3.0,
+    "reference_steps": None,
+}
 
 
 @dataclass
@@ -41,13 +51,27 @@ class RunSpec:
 
     arch: str  # preset name, registered mixer, or "pkg.mod:Class" / "pkg.mod:PRESET"
     task: str  # registered task or "pkg.mod:Class"
-    seq_len: int = 64  # training length
+    seq_len: int = 64  # training length (the longest one with min_seq_len)
+    # With min_seq_len, each training batch has one length drawn uniformly from
+    # [min_seq_len, seq_len] (Grazzi et al.'s state-tracking protocol trains on 3-40 tokens);
+    # validation and the test at seq_len stay at seq_len. None: every batch at seq_len.
+    min_seq_len: int | None = None
     eval_lengths: list[int] = field(default_factory=list)  # test lengths besides seq_len
     d_model: int | None = None
     n_layers: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)  # architecture fields, flat keys
     knobs: dict[str, Any] = field(default_factory=dict)  # task knobs (not seq_len)
-    steps: int = 1000  # training budget in optimiser steps
+    # Task knobs of the test split only, at every test length, e.g. {"score": "last"}: the
+    # papers' end-of-sequence metric on a model trained with a label at every position.
+    test_knobs: dict[str, Any] = field(default_factory=dict)
+    steps: int = 1000  # training budget in optimiser steps (the cap, for budget=calibrated)
+    # How `steps` is set (harness/calibration.py): "fixed" as given; "reference" marks the
+    # setting's reference model, trained until solved (early stop) within `steps`;
+    # "calibrated" trains budget_multiple x the steps the reference needed to solve, at most
+    # `steps`. The sweep fills reference_steps in (None: the reference did not solve).
+    budget: str = "fixed"
+    budget_multiple: float = 3.0
+    reference_steps: int | None = None
     batch_size: int = 32
     optimizer: str = "adamw"
     lr: float = 1e-3
@@ -108,13 +132,20 @@ class RunSpec:
             ("schedule", SCHEDULES),
             ("device", DEVICES),
             ("dtype", DTYPES),
+            ("budget", BUDGETS),
         ):
             value = getattr(self, name)
             if value not in choices:
                 hint = did_you_mean(value, list(choices))
                 raise UserError(f"{where}: {name} must be one of {', '.join(choices)}{hint}")
-        if "seq_len" in self.knobs:
+        if "seq_len" in self.knobs or "seq_len" in self.test_knobs:
             raise UserError(f"{where}: give the training length as seq_len, not as a knob")
+        if self.min_seq_len is not None and self.min_seq_len > self.seq_len:
+            raise UserError(
+                f"{where}: min_seq_len {self.min_seq_len} is above seq_len {self.seq_len} "
+                "(the training lengths are min_seq_len..seq_len)"
+            )
+        bounds.check_finite(self.test_knobs, f"{where}: test knob")
         for key in ("d_model", "n_layers"):
             value = self.overrides.get(key)
             if value is not None and getattr(self, key) not in (None, value):
@@ -128,12 +159,16 @@ class RunSpec:
         data["eval_lengths"] = list(self.eval_lengths)
         return data
 
+    def identity(self) -> dict[str, Any]:
+        """What the hashes cover: every field, except later ones still at their default."""
+        return identity_of(self.to_dict())
+
     @property
     def spec_id(self) -> str:
         """Hash of the spec alone. The run's identity (`Prepared.run_id`) adds the resolved
         model config and the task's version; two records with one spec_id and two run_ids are
         two definitions of "the same" configuration."""
-        return spec_hash("spec", self.to_dict())
+        return spec_hash("spec", self.identity())
 
     def label(self) -> str:
         """Short human name for progress lines."""
@@ -146,6 +181,15 @@ class RunSpec:
     def test_lengths(self) -> list[int]:
         """The training length and every evaluation length, sorted, each once."""
         return sorted({self.seq_len, *self.eval_lengths})
+
+    def train_lengths(self) -> range:
+        """Every length a training batch can have."""
+        return range(self.min_seq_len or self.seq_len, self.seq_len + 1)
+
+
+def identity_of(spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec dict (a RunSpec's or a record's) as the hashes see it (`LATER_FIELDS`)."""
+    return {k: v for k, v in spec.items() if k not in LATER_FIELDS or v != LATER_FIELDS[k]}
 
 
 def short_name(name: str) -> str:
@@ -194,7 +238,7 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         ):
             raise bad("a list of integers")
         return sorted(set(value))
-    if key in ("overrides", "knobs"):
+    if key in ("overrides", "knobs", "test_knobs"):
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise bad("a table of NAME = VALUE")
         return dict(value)

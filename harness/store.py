@@ -17,9 +17,10 @@ from typing import Any
 import pandas as pd
 
 from seqbench.harness.records import canonical_json, iter_records, spec_hash
-from seqbench.harness.spec import RunSpec
+from seqbench.harness.spec import RunSpec, identity_of
 
-SPEC_COLUMNS = [f for f in RunSpec.__dataclass_fields__ if f not in ("knobs", "overrides")]
+TABLES = {"knobs": "knob.", "test_knobs": "test_knob.", "overrides": "set."}  # -> column prefix
+SPEC_COLUMNS = [f for f in RunSpec.__dataclass_fields__ if f not in TABLES]
 SCORES = ("accuracy", "exact_match", "loss")
 TIMINGS = ("wall_s", "train_s", "eval_s", "tokens_per_s", "train_tokens")
 ENVIRONMENT = (
@@ -52,14 +53,14 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
         "created": record.get("created"),
         "git_commit": record.get("git_commit"),
         # Same spec_id, different run_id: two definitions of "the same" configuration.
-        "spec_id": spec_hash("spec", spec),
+        "spec_id": spec_hash("spec", identity_of(spec)),
     }
     row.update(_definition_columns(record.get("definition")))
     for key in SPEC_COLUMNS:
         value = spec.get(key)
         row[key] = tuple(value) if isinstance(value, list) else value
-    row.update({f"knob.{k}": _hashable(v) for k, v in spec.get("knobs", {}).items()})
-    row.update({f"set.{k}": _hashable(v) for k, v in spec.get("overrides", {}).items()})
+    for table, prefix in TABLES.items():
+        row.update({f"{prefix}{k}": _hashable(v) for k, v in (spec.get(table) or {}).items()})
     row.update(_metrics_columns(record.get("metrics") or {}, spec.get("seq_len")))
     timings = record.get("timings") or {}
     row.update({key: timings.get(key) for key in TIMINGS})
@@ -77,6 +78,7 @@ def _definition_columns(definition: Any) -> dict[str, Any]:
         "family": definition.get("family"),
         "task_version": task.get("version"),
         "task_tags": tuple(tags) if isinstance(tags, list) else (),
+        "task_chance": task.get("chance"),
     }
 
 
@@ -163,7 +165,7 @@ def _hashable(value: Any) -> Any:
 def group_columns(frame: pd.DataFrame) -> list[str]:
     """Columns that define "the same experiment except for lr and seed"."""
     spec_like = [c for c in SPEC_COLUMNS if c not in ("lr", "seed")]
-    spec_like += sorted(c for c in frame.columns if c.startswith(("knob.", "set.")))
+    spec_like += sorted(c for c in frame.columns if c.startswith(tuple(TABLES.values())))
     # A field no record states (records written before it existed) groups nothing.
     return [c for c in spec_like if c in frame.columns and frame[c].notna().any()]
 

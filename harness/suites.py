@@ -39,7 +39,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 TOP_LEVEL_KEYS = ("description", "defaults", "by_arch", "grid")
-TABLE_FIELDS = ("knobs", "overrides")
+TABLE_FIELDS = ("knobs", "test_knobs", "overrides")
 
 
 @dataclass

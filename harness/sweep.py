@@ -7,7 +7,9 @@ Order of events, and why:
    (`force` reruns them);
 3. each out-of-tree architecture passes the conformance gate once; runs using one that fails
    are recorded as failed without training;
-4. the launcher runs the rest; each record is written atomically as it arrives.
+4. the launcher runs the rest; each record is written atomically as it arrives;
+5. runs with a calibrated budget go last: their steps come from their setting's reference
+   runs, recorded in step 4 (`seqbench.harness.calibration`).
 The folder's writer lock (`seqbench.harness.lock`, shared with profile and report) keeps two
 writers out of one folder.
 """
@@ -19,11 +21,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from seqbench.harness.calibration import calibrate, check_references, setting_key
 from seqbench.harness.launchers import Job, Launcher, SerialLauncher, failed_record
 from seqbench.harness.lock import check_writable, folder_lock
 from seqbench.harness.prepare import Prepared, prepare
 from seqbench.harness.progress import Progress
-from seqbench.harness.records import is_done, runs_dir, write_record
+from seqbench.harness.records import (
+    is_done,
+    read_record,
+    record_path,
+    runs_dir,
+    write_record,
+)
 from seqbench.harness.spec import RunSpec
 from seqbench.registry import import_dotted, is_dotted_path
 
@@ -54,28 +63,69 @@ def run_sweep(
     force: bool = False,
     progress: Progress | None = None,
 ) -> SweepResult:
+    """Run `specs` into `out_dir`: first every run whose budget is known, then the calibrated
+    runs, whose budgets come from their references' records (harness/calibration.py)."""
     launcher = launcher or SerialLauncher()
-    prepared = plan(specs, launcher.device)
-    result = SweepResult(run_ids=[p.run_id for p in prepared])
+    prepared = plan(specs, launcher.device)  # calibrated runs at their caps: checked, not run
+    check_references([p.spec for p in prepared])
+    first = [p for p in prepared if p.spec.budget != "calibrated"]
+    # as given (warm-up and the like resolve from the calibrated steps), keyed by the resolved
+    followers = {setting_key(p.spec): [] for p in prepared}
+    for spec in specs:
+        if spec.budget == "calibrated":
+            followers[setting_key(prepare(spec, launcher.device).spec)].append(spec)
+    result = SweepResult()
     with folder_lock(out_dir):
-        todo = [p for p in prepared if force or not is_done(out_dir, p.run_id)]
-        if todo:  # a rerun with nothing to do needs no write access
+        todo = [p for p in first if force or not is_done(out_dir, p.run_id)]
+        if todo or len(first) < len(prepared):  # a rerun with nothing to do needs no write access
             check_writable(runs_dir(out_dir))
-        result.skipped = len(prepared) - len(todo)
-        progress = progress or Progress(len(todo), result.skipped)
-        jobs = [Job(p.run_id, p.spec.to_dict(), p.spec.label()) for p in todo]
-        refused = gate_failures(todo)
-        runnable = [j for j, p in zip(jobs, todo, strict=True) if p.run_id not in refused]
+        n_followers = len(prepared) - len(first)
+        progress = progress or Progress(len(todo) + n_followers, len(first) - len(todo))
         try:
-            for job in jobs:
-                if job.run_id in refused:
-                    progress.started(job)
-                    finish(out_dir, job, failed_record(job, refused[job.run_id]), progress, result)
-            for job, record in launcher.run(runnable, progress.started):
-                finish(out_dir, job, record, progress, result, launcher)
+            launch(todo, out_dir, launcher, progress, result)
+            budgets = calibrate(followers, reference_records(first, out_dir))
+            calibrated = plan(budgets, launcher.device)
+            later = [p for p in calibrated if force or not is_done(out_dir, p.run_id)]
+            progress.skip(n_followers - len(later))
+            launch(later, out_dir, launcher, progress, result)
         finally:
             progress.close()
+    result.run_ids = list(dict.fromkeys(p.run_id for p in [*first, *calibrated]))
+    result.skipped = len(result.run_ids) - result.ran
     return result
+
+
+def launch(
+    todo: list[Prepared],
+    out_dir: str | os.PathLike,
+    launcher: Launcher,
+    progress: Progress,
+    result: SweepResult,
+) -> None:
+    """Gate, launch and record `todo`; runs refused by the gate are recorded failed."""
+    jobs = [Job(p.run_id, p.spec.to_dict(), p.spec.label()) for p in todo]
+    refused = gate_failures(todo)
+    for job in jobs:
+        if job.run_id in refused:
+            progress.started(job)
+            finish(out_dir, job, failed_record(job, refused[job.run_id]), progress, result)
+    runnable = [j for j in jobs if j.run_id not in refused]
+    if runnable:
+        for job, record in launcher.run(runnable, progress.started):
+            finish(out_dir, job, record, progress, result, launcher)
+
+
+def reference_records(
+    prepared: Sequence[Prepared], out_dir: str | os.PathLike
+) -> dict[str, list[dict[str, Any]]]:
+    """The recorded reference runs of the sweep, by setting."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for p in prepared:
+        if p.spec.budget == "reference":
+            record = read_record(record_path(out_dir, p.run_id))
+            if record is not None:
+                found.setdefault(setting_key(p.spec), []).append(record)
+    return found
 
 
 def finish(

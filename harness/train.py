@@ -25,6 +25,7 @@ from torch import nn
 from seqbench.harness.evaluate import autocast, evaluate
 from seqbench.harness.protocol import is_solved
 from seqbench.harness.spec import RunSpec
+from seqbench.seeds import derive_seed
 from seqbench.tasks import Task
 
 
@@ -82,6 +83,28 @@ def lr_factor(step: int, spec: RunSpec) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+class TrainLengths:
+    """The task of each training step: at seq_len, or with `min_seq_len` at a length drawn
+    uniformly from the training range by a stream of its own (same spec, same lengths)."""
+
+    def __init__(self, task: Task, spec: RunSpec) -> None:
+        self.task, self.spec = task, spec
+        self.lengths = spec.train_lengths()
+        self._tasks: dict[int, Task] = {task.seq_len: task}
+
+    def length(self, step: int) -> int:
+        if len(self.lengths) == 1:
+            return self.lengths[0]
+        draw = derive_seed(self.spec.seed, "train_length", step) % len(self.lengths)
+        return self.lengths[draw]
+
+    def __call__(self, step: int) -> Task:
+        length = self.length(step)
+        if length not in self._tasks:
+            self._tasks[length] = self.task.at_length(length)
+        return self._tasks[length]
+
+
 @dataclass
 class TrainResult:
     steps_run: int = 0
@@ -104,8 +127,10 @@ def train(model: nn.Module, task: Task, spec: RunSpec) -> TrainResult:
     recent: deque[float] = deque(maxlen=spec.eval_every)
     model.train()
     start = time.perf_counter()
+    batch_task = TrainLengths(task, spec)
     for step in range(spec.steps):
-        batch = task.split_batch(spec.batch_size, spec.seed, "train", step).to(spec.device)
+        batch = batch_task(step).split_batch(spec.batch_size, spec.seed, "train", step)
+        batch = batch.to(spec.device)
         scored = batch.scored  # (B, L)
         with autocast(spec.device, spec.dtype):
             logits = model(batch.inputs, positions=scored)  # (N, V)

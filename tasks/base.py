@@ -94,6 +94,12 @@ class Task:
         """This task at another sequence length (override to rescale other knobs)."""
         return dataclasses.replace(self, seq_len=seq_len)
 
+    def chance(self) -> float | None:
+        """Token accuracy of a uniform guess among the possible answers, where the task defines
+        one (state tracking: 1/m), else None. Findings rescale by it: (acc − chance)/(1 − chance)
+        is 0 at chance and 1 when solved, the "scaled accuracy" of Grazzi et al. 2025."""
+        return None
+
     def token_names(self) -> dict[int, str]:
         """Display names of special token ids (for `seqbench sample`); plain ids need none."""
         return {}

@@ -29,6 +29,9 @@ class RunningSumTask(Task):
         """m, the modulus of the running sum."""
         raise NotImplementedError
 
+    def chance(self) -> float:
+        return 1.0 / self.order()  # every residue is equally likely at every position
+
     def validate(self) -> None:
         super().validate()
         self.check(self.score in SCORES, f"score must be all or last, got {self.score!r}")

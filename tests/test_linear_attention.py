@@ -48,14 +48,14 @@ def _grads(fn, inputs: list[Tensor]) -> tuple[Tensor, Tensor, tuple[Tensor, ...]
     return y, S, torch.autograd.grad((y * w).sum() + S.sum(), inputs)
 
 
-def _kernel_inputs(length: int, gate: str | None) -> list[Tensor]:
+def _kernel_inputs(length: int, gate: str | None, beta_max: float = 1.0) -> list[Tensor]:
     g = _gen(0)
     b, h, dk, dv = 2, 3, 5, 4
     q, k = (torch.randn(b, h, length, dk, generator=g, dtype=F64) for _ in range(2))
     v = torch.randn(b, h, length, dv, generator=g, dtype=F64)
     inputs = [q, k, v]
     if gate == "delta":
-        inputs.append(torch.rand(b, h, length, generator=g, dtype=F64))  # β
+        inputs.append(beta_max * torch.rand(b, h, length, generator=g, dtype=F64))  # β
     elif gate is not None:
         width = dk if gate == "vector" else 1
         inputs.append(-F.softplus(torch.randn(b, h, length, width, generator=g, dtype=F64)))
@@ -75,8 +75,13 @@ def test_linear_attention_kernel_equals_reference(length: int, chunk: int, gate:
 
 @pytest.mark.parametrize(("length", "chunk"), SHAPES)
 @pytest.mark.parametrize("gated", [False, True])
-def test_delta_rule_kernel_equals_reference(length: int, chunk: int, gated: bool) -> None:
-    q, k, v, beta = _kernel_inputs(length, "delta")
+@pytest.mark.parametrize("beta_max", [1.0, 2.0])  # 2: allow_neg_eigval's range
+def test_delta_rule_kernel_equals_reference(
+    length: int, chunk: int, gated: bool, beta_max: float
+) -> None:
+    q, k, v, beta = _kernel_inputs(length, "delta", beta_max)
+    if beta_max > 1 and length > 1:
+        assert float(beta.detach().max()) > 1  # some steps have a negative eigenvalue
     g = -F.softplus(torch.randn(beta.shape, generator=_gen(3), dtype=F64)).requires_grad_(True)
     inputs = [q, k, v, beta] + ([g] if gated else [])
 
@@ -101,6 +106,8 @@ def _pair(name: str, **kwargs) -> tuple[nn.Module, nn.Module]:
 
 
 MIXER_CASES = [(n, {}) for n in FAMILY] + [
+    ("deltanet", {"allow_neg_eigval": True}),
+    ("gated_deltanet", {"allow_neg_eigval": True}),
     ("linear_attention", {"feature_map": "taylor2", "feature_dim": 3}),
     ("linear_attention", {"feature_map": "relu", "normalize": False}),
     ("linear_attention", {"feature_map": "taylor2", "feature_dim": 3, "d_conv": 4}),
@@ -211,13 +218,61 @@ def test_gla_float32_stays_finite_at_the_decay_floor() -> None:
 
 
 def test_float32_chunked_close_to_reference() -> None:
-    for name in FAMILY:
+    cases = [(n, {}) for n in FAMILY] + [
+        (n, {"allow_neg_eigval": True}) for n in ("deltanet", "gated_deltanet")
+    ]
+    for name, kwargs in cases:
         torch.manual_seed(0)
-        fast = MIXERS.get(name)(32)
+        fast = MIXERS.get(name)(32, **kwargs)
         ref = copy.deepcopy(fast)
         ref.impl = "reference"
         x = torch.randn(2, 100, 32, generator=_gen(7))
-        assert _max_err(fast(x), ref(x)) <= 1e-4, name
+        assert _max_err(fast(x), ref(x)) <= 1e-4, (name, kwargs)
+
+
+@pytest.mark.parametrize("chunk", [4, 64])
+def test_delta_rule_with_beta_two_reflects_the_state_across_chunks(chunk: int) -> None:
+    """β = 2 makes I − β k kᵀ the reflection through k's orthogonal plane (eigenvalue −1 along
+    k, Grazzi et al.): a value written once along k at t = 0 is read back with sign (−1)^t,
+    through every chunk boundary of the WY/UT form, never decaying."""
+    L, dk, dv = 23, 4, 3
+    k = F.normalize(torch.randn(dk, generator=_gen(8), dtype=F64), dim=0)
+    keys = k.expand(1, 1, L, dk)
+    v = torch.zeros(1, 1, L, dv, dtype=F64)
+    v[..., 0, :] = torch.randn(dv, generator=_gen(9), dtype=F64)
+    beta = torch.full((1, 1, L), 2.0, dtype=F64)
+    y, S = delta_rule_chunked(keys, keys, v, beta, chunk=chunk)
+    signs = torch.tensor([(-1.0) ** t for t in range(L)], dtype=F64)
+    expected = 2 * signs[:, None] * v[0, 0, 0]  # S_1 = β k v₀ᵀ, then reflected every step
+    assert _max_err(y[0, 0], expected) <= 1e-10
+    assert _max_err(S[0, 0], signs[-1] * 2 * torch.outer(k, v[0, 0, 0])) <= 1e-10
+    y_ref, _ = delta_rule_ref(keys, keys, v, beta)
+    assert _max_err(y, y_ref) <= 1e-10
+
+
+@pytest.mark.parametrize("name", ["deltanet", "gated_deltanet"])
+def test_allow_neg_eigval_doubles_beta_and_passes_the_gate(name: str) -> None:
+    """β = 2 σ(W_β x) ∈ (0, 2) with the knob, σ(W_β x) without; same parameters either way;
+    and the mixer with the knob on passes the conformance gate."""
+    torch.manual_seed(0)
+    plain = MIXERS.get(name)(16)
+    torch.manual_seed(0)
+    signed = MIXERS.get(name)(16, allow_neg_eigval=True)
+    assert signed.state_dict().keys() == plain.state_dict().keys()
+    with torch.no_grad():
+        signed.b_proj.bias.fill_(3.0)  # σ = 0.95: β near 2, eigenvalue 1 − β near −1
+        plain.load_state_dict(signed.state_dict())
+        x = torch.randn(2, 9, 16, generator=_gen(10))
+        beta_signed = signed._qkv_beta(x, None, {})[3]
+        beta_plain = plain._qkv_beta(x, None, {})[3]
+    assert _max_err(beta_signed, 2 * beta_plain) <= 1e-6
+    assert float(beta_signed.min()) > 1  # every 1 − β < 0 here
+    assert _max_err(signed(x), plain(x)) > 1e-3
+    report = check_sequence_mixer(
+        lambda: MIXERS.get(name)(64, layer_idx=0, allow_neg_eigval=True),
+        f"{name}[allow_neg_eigval]",
+    )
+    assert report.passed, report.format()
 
 
 @pytest.mark.parametrize("name", FAMILY)

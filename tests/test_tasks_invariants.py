@@ -118,6 +118,20 @@ def test_memorization_map_is_fixed_across_seeds() -> None:
     assert not torch.equal(other, task.table)
 
 
+def test_memorization_with_shared_tokens_permutes_one_token_set() -> None:
+    """Keys and values are the same V - 1 tokens: the map is a permutation of them, fixed
+    across seeds, and the oracle agrees with the targets."""
+    task = make_task("memorization", vocab_size=33, shared_tokens=True)
+    assert task.key_vocab == task.plain_vocab == 32
+    assert sorted(task.table.tolist()) == list(range(32))
+    batch = task.sample(N, 3)
+    keys, answers = batch.inputs[:, 0::2].flatten(), batch.targets[:, 1::2].flatten()
+    assert torch.equal(answers, task.table[keys])
+    scored = batch.targets != IGNORE_INDEX
+    assert torch.equal(task.oracle(batch.inputs)[scored], batch.targets[scored])
+    assert make_task("memorization", vocab_size=33).key_vocab == 16  # MAD's halves by default
+
+
 def test_niah_needles_depth_and_answers() -> None:
     task = make_task("niah", seq_len=96, num_keys=1, num_values=3, depth=0.0, key_len=1)
     batch = task.sample(N, 5)

@@ -1,18 +1,22 @@
 """Mamba-3's scan (Lahoti et al. 2026): trapezoidal rule, rotary (complex) state, MIMO.
 
 Per head h, with x_t (P x R), B_t and C_t (N x R) (R = MIMO rank, 1 for SISO) and a scalar
-transition α_t = exp(a_t), a_t = Δ_t A_h (or 2 exp(a_t) − 1 with `signed`, the range [−1, 1]
-of Grazzi et al. 2025):
+transition α_t = exp(a_t), a_t = Δ_t A_{t,h} (or 2 exp(a_t) − 1 with `signed`, the range
+[−1, 1] of Grazzi et al. 2025):
 
-    φ_t = φ_{t-1} + θ_t                            cumulative rotary angle (N/2 per group)
-    B̃_t = rot(B_t, φ_t),  C̃_t = rot(C_t, φ_t)      pairs (2i, 2i+1) rotated by φ_t[i]
+    φ_t = (φ_{t-1} + ω_t) mod 2π                   cumulative rotary angle, K ≤ N/2 per head
+    B̃_t = rot(B_t, φ_t),  C̃_t = rot(C_t, φ_t)      pairs (2i, 2i+1), i < K, rotated by φ_t[i];
+                                                   channels 2K.. are not rotated
     S_t = α_t S_{t-1} + γ_t x_t B̃_tᵀ + β_t α_t x_{t-1} B̃_{t-1}ᵀ        (P x N)
     y_t = S_t C̃_t                                  (P x R)
 
 γ_t = λ_t Δ_t and β_t = (1 − λ_t) Δ_t for the exponential-trapezoidal rule; γ = Δ and no β for
 Mamba-2's Euler rule. Rotating B and C by the running angle is a complex diagonal transition
 (each pair of state channels is one complex number turning by θ_t per step) written in real
-arithmetic: C̃_tᵀ S B̃_s carries the relative rotation φ_t − φ_s.
+arithmetic: C̃_tᵀ S B̃_s carries the relative rotation φ_t − φ_s. The angle increments ω_t are
+given per head (the mixer decides how they come from the input: mamba-ssm's π tanh(θ_t) Δ_t,
+or a raw projection); the mod 2π only keeps the angle small (exact in float64, accurate in
+float32 at any length), cos and sin do not see it.
 
 Two implementations with one signature:
 - `mamba3_ref`: the sequential loop over `mamba3_step` (also the decode step), obviously
@@ -29,6 +33,7 @@ previous step's x and rotated B (the trapezoid's second term), and the cumulativ
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,17 +56,24 @@ State = dict[str, Tensor]
 CHECKPOINT_TOKENS = 512  # longer sequences recompute each group of this many steps in backward
 
 
+TWO_PI = 2 * math.pi
+
+
 def rotate(v: Tensor, angle: Tensor) -> Tensor:
-    """Rotate pairs (2i, 2i+1) of v (.., N, R) by angle (.., N/2); heads broadcast on groups."""
-    pairs = v.unflatten(-2, (v.shape[-2] // 2, 2))  # (.., N/2, 2, R)
-    v0, v1 = pairs[..., 0, :], pairs[..., 1, :]  # (.., N/2, R)
-    cos, sin = torch.cos(angle)[..., None], torch.sin(angle)[..., None]  # (.., N/2, 1)
-    return torch.stack((v0 * cos - v1 * sin, v0 * sin + v1 * cos), dim=-2).flatten(-3, -2)
+    """Rotate pairs (2i, 2i+1) of v (.., N, R) by angle (.., K), i < K ≤ N/2; the channels
+    from 2K on pass unrotated (mamba-ssm's rope_fraction < 1)."""
+    K = angle.shape[-1]
+    head, tail = v[..., : 2 * K, :], v[..., 2 * K :, :]
+    pairs = head.unflatten(-2, (K, 2))  # (.., K, 2, R)
+    v0, v1 = pairs[..., 0, :], pairs[..., 1, :]  # (.., K, R)
+    cos, sin = torch.cos(angle)[..., None], torch.sin(angle)[..., None]  # (.., K, 1)
+    turned = torch.stack((v0 * cos - v1 * sin, v0 * sin + v1 * cos), dim=-2).flatten(-3, -2)
+    return torch.cat((turned, tail), dim=-2) if tail.shape[-2] else turned
 
 
-def _per_head(angle: Tensor, n_heads: int) -> Tensor:
-    """Angles per group (.., G, N/2) -> per head (.., H, N/2)."""
-    return angle.repeat_interleave(n_heads // angle.shape[-2], dim=-2)
+def wrap(angle: Tensor) -> Tensor:
+    """angle mod 2π, in [0, 2π); its gradient is 1."""
+    return torch.remainder(angle, TWO_PI)
 
 
 def init_state(
@@ -69,19 +81,18 @@ def init_state(
     shape: tuple[int, int, int, int, int],
     *,
     trapezoidal: bool,
-    rope_groups: int,
     device: torch.device | str,
     dtype: torch.dtype,
 ) -> State:
-    """Zero state. shape = (H, P, N, R, _): heads, head dim, state size, rank; rope_groups 0
-    means no rotary angle is kept."""
-    H, P, N, R, _ = shape
+    """Zero state. shape = (H, P, N, R, K): heads, head dim, state size, rank, rotary angles
+    per head (0: no rotary angle is kept)."""
+    H, P, N, R, K = shape
     state = {"ssm": torch.zeros(batch, H, P, N, device=device, dtype=dtype)}
     if trapezoidal:
         state["x_prev"] = torch.zeros(batch, H, P, R, device=device, dtype=dtype)
         state["B_prev"] = torch.zeros(batch, H, N, R, device=device, dtype=dtype)
-    if rope_groups:
-        state["angle"] = torch.zeros(batch, rope_groups, N // 2, device=device, dtype=dtype)
+    if K:
+        state["angle"] = torch.zeros(batch, H, K, device=device, dtype=dtype)
     return state
 
 
@@ -93,16 +104,15 @@ def mamba3_step(
     beta_t: Tensor | None,
     B_t: Tensor,
     C_t: Tensor,
-    theta_t: Tensor | None,
+    omega_t: Tensor | None,
     signed: bool = False,
 ) -> tuple[Tensor, State]:
     """One step. x_t (b, H, P, R); a_t, gamma_t, beta_t (b, H); B_t, C_t (b, H, N, R);
-    theta_t (b, G, N/2). Returns y_t (b, H, P, R) and the new state."""
+    omega_t (b, H, K) angle increments. Returns y_t (b, H, P, R) and the new state."""
     new: State = {}
-    if theta_t is not None:
-        new["angle"] = state["angle"] + theta_t
-        angle = _per_head(new["angle"], x_t.shape[1])  # (b, H, N/2)
-        B_t, C_t = rotate(B_t, angle), rotate(C_t, angle)
+    if omega_t is not None:
+        new["angle"] = wrap(state["angle"] + omega_t)  # (b, H, K)
+        B_t, C_t = rotate(B_t, new["angle"]), rotate(C_t, new["angle"])
     alpha = transition(a_t, signed)[..., None, None]  # (b, H, 1, 1)
     S = alpha * state["ssm"] + gamma_t[..., None, None] * (x_t @ B_t.transpose(-1, -2))
     if beta_t is not None:
@@ -120,25 +130,24 @@ def mamba3_ref(
     beta: Tensor | None,
     B: Tensor,
     C: Tensor,
-    theta: Tensor | None,
+    omega: Tensor | None,
     signed: bool = False,
     state: State | None = None,
 ) -> tuple[Tensor, State]:
     """Sequential reference. x (b, L, H, P, R); a, gamma, beta (b, L, H); B, C (b, L, H, N, R);
-    theta (b, L, G, N/2). Returns y (b, L, H, P, R) and the state after the last step."""
+    omega (b, L, H, K). Returns y (b, L, H, P, R) and the state after the last step."""
     b, _, H, P, R = x.shape
     N = B.shape[-2]
     if state is None:
-        groups = 0 if theta is None else theta.shape[-2]
+        K = 0 if omega is None else omega.shape[-1]
         state = init_state(
-            b, (H, P, N, R, 0), trapezoidal=beta is not None, rope_groups=groups,
-            device=x.device, dtype=x.dtype,
-        )  # fmt: skip
+            b, (H, P, N, R, K), trapezoidal=beta is not None, device=x.device, dtype=x.dtype
+        )
     ys = []
     for t in range(x.shape[1]):
         y_t, state = mamba3_step(
             state, x[:, t], a[:, t], gamma[:, t], None if beta is None else beta[:, t],
-            B[:, t], C[:, t], None if theta is None else theta[:, t], signed,
+            B[:, t], C[:, t], None if omega is None else omega[:, t], signed,
         )  # fmt: skip
         ys.append(y_t)
     return torch.stack(ys, dim=1), state
@@ -151,7 +160,7 @@ class _Chunks:
     x: Tensor  # (b, H, c, T, P, R)
     B: Tensor  # (b, H, c, T, N, R)
     C: Tensor  # (b, H, c, T, N, R)
-    angle: Tensor | None  # (b, H, c, T, N/2) cumulative angle φ
+    angle: Tensor | None  # (b, H, c, T, K) cumulative angle φ
     log_abs: Tensor  # (b, H, c, T) log |α|
     neg: Tensor | None  # (b, H, c, T) 1 where α < 0 (signed only)
     sigma: Tensor  # (b, H, c, T) weight of input s in later states, γ_s + β_{s+1}
@@ -238,7 +247,7 @@ def mamba3_chunked(
     beta: Tensor | None,
     B: Tensor,
     C: Tensor,
-    theta: Tensor | None,
+    omega: Tensor | None,
     signed: bool = False,
     chunk: int = DEFAULT_CHUNK,
 ) -> tuple[Tensor, State]:
@@ -246,10 +255,10 @@ def mamba3_chunked(
     b, L, H, P, R = x.shape
     final: State = {}
     angle = None
-    if theta is not None:
-        phi = theta.cumsum(1)  # (b, L, G, N/2)
-        final["angle"] = phi[:, -1]
-        angle = _per_head(phi, H)  # (b, L, H, N/2)
+    if omega is not None:
+        # summed in float64 so the angle is exact to float32 rounding at any length
+        angle = wrap(omega.double().cumsum(1)).to(omega.dtype)  # (b, L, H, K)
+        final["angle"] = angle[:, -1]
     if beta is not None:
         final["x_prev"] = x[:, -1]
         final["B_prev"] = _rotated(B[:, -1], None if angle is None else angle[:, -1])

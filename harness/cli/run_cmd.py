@@ -26,6 +26,7 @@ ADHOC_FIELDS = {
     "arch": "arch",
     "task": "task",
     "seq_len": "seq_len",
+    "min_seq_len": "min_seq_len",
     "eval_len": "eval_lengths",
     "d_model": "d_model",
     "n_layers": "n_layers",
@@ -86,9 +87,18 @@ def knob_help_rows() -> list[tuple[str, str]]:
 @click.option("--suite", help="Built-in suite (seqbench list suites).")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Suite TOML file.")
 @click.option("--arch", multiple=True, help="Architecture preset or pkg.mod:Class." + SWEEP)
-@click.option("--task", multiple=True, help="Task name or pkg.mod:Class." + SWEEP)
+@click.option(
+    "--task",
+    multiple=True,
+    help="Task name or pkg.mod:Class." + SWEEP + " With --suite/--config: keeps those tasks' runs.",
+)
 @click.option(
     "--seq-len", type=click_type("seq_len"), multiple=True, help="Training length." + SWEEP
+)
+@click.option(
+    "--min-seq-len",
+    type=click_type("min_seq_len"),
+    help="Shortest training length: each batch's length is drawn from MIN..--seq-len.",
 )
 @click.option(
     "--eval-len",
@@ -104,7 +114,10 @@ def knob_help_rows() -> list[tuple[str, str]]:
 @click.option("--warmup", type=click_type("warmup"), help="Warm-up steps [10% of steps].")
 @click.option("--weight-decay", type=click_type("weight_decay"), help="Decoupled weight decay.")
 @click.option(
-    "--seed", type=click_type("seed"), multiple=True, help="Seed of init and data." + SWEEP
+    "--seed",
+    type=click_type("seed"),
+    multiple=True,
+    help="Seed of init and data." + SWEEP + " With --suite/--config: replaces the suite's seeds.",
 )
 @click.option(
     "--set",
@@ -120,6 +133,13 @@ def knob_help_rows() -> list[tuple[str, str]]:
     multiple=True,
     metavar="KEY=VALUE",
     help="Task knob, like --KNOB VALUE (repeatable, one value per key; a JSON list sweeps).",
+)
+@click.option(
+    "--test-knob",
+    "test_knobs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Task knob of the test split only, e.g. score=last (repeatable, one value per key).",
 )
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), help="Result folder [results/NAME]."
@@ -179,18 +199,16 @@ def gather_specs(opts: dict[str, Any], extra: list[str]) -> tuple[str, list]:
     """(name for the default output folder, specs) from the suite, file or ad-hoc flags."""
     from seqbench.harness.suites import expand, load_builtin, load_file
 
-    adhoc = [f"--{k.replace('_', '-')}" for k in ADHOC_FIELDS if opts[k]]
+    adhoc = [f"--{k.replace('_', '-')}" for k in ADHOC_FIELDS if opts[k] and k not in SELECTORS]
     adhoc += ["--set"] * bool(opts["sets"]) + ["--knob"] * bool(opts["knobs"])
+    adhoc += ["--test-knob"] * bool(opts["test_knobs"])
     sources = [s for s in ("suite", "config") if opts[s]]
     if len(sources) > 1 or (sources and (adhoc or extra)):
         given = [f"--{s}" for s in sources] + adhoc + extra[:1]
         raise UserError(f"give one of --suite, --config or ad-hoc flags, not {' and '.join(given)}")
-    if opts["suite"]:
-        suite = load_builtin(opts["suite"])
-        return suite.name, suite.specs
-    if opts["config"]:
-        suite = load_file(opts["config"])
-        return suite.name, suite.specs
+    if sources:
+        suite = load_builtin(opts["suite"]) if opts["suite"] else load_file(opts["config"])
+        return suite.name, with_seeds(only_tasks(suite.specs, opts["task"]), opts["seed"])
     if not opts["arch"] or not opts["task"]:
         raise UserError("give --suite NAME, --config FILE.toml, or --arch A --task T")
     grid: dict[str, Any] = {
@@ -200,8 +218,37 @@ def gather_specs(opts: dict[str, Any], extra: list[str]) -> tuple[str, list]:
     }
     grid["overrides"] = parse_pairs(opts["sets"], "--set")
     grid["knobs"] = parse_pairs(opts["knobs"], "--knob")
+    grid["test_knobs"] = parse_pairs(opts["test_knobs"], "--test-knob")
     grid["knobs"].update(parse_knob_flags(extra, grid["task"]))
     return "adhoc", expand({"grid": [grid]}, "command line")
+
+
+# Flags that, with --suite/--config, select from the suite instead of making a grid.
+SELECTORS = ("seed", "task")
+
+
+def only_tasks(specs: list, tasks: tuple[str, ...]) -> list:
+    """The suite's runs of `tasks` (all of them when none are given): one part of a suite,
+    e.g. the MQAR part of paper-long, with its references."""
+    if not tasks:
+        return specs
+    from seqbench.tasks import TASKS
+
+    wanted = {TASKS.canonical(t) for t in tasks}
+    kept = [s for s in specs if TASKS.canonical(s.task) in wanted]
+    if not kept:
+        have = ", ".join(dict.fromkeys(s.task for s in specs))
+        raise UserError(f"the suite has no runs of {', '.join(sorted(wanted))} (tasks: {have})")
+    return kept
+
+
+def with_seeds(specs: list, seeds: tuple[int, ...]) -> list:
+    """A suite's runs with its seeds replaced by `seeds` (every configuration once per seed):
+    the same suite measured again on other seeds. No seeds given: the suite as written."""
+    if not seeds:
+        return specs
+    configs = {s.spec_id: s for s in (dataclasses.replace(s, seed=0) for s in specs)}
+    return [dataclasses.replace(s, seed=seed) for s in configs.values() for seed in seeds]
 
 
 def parse_knob_flags(args: list[str], tasks: list[str]) -> dict[str, Any]:

@@ -8,6 +8,9 @@ Verdicts:
 - **inconclusive** — the intervals overlap, or fewer than two settings could be judged;
   **inconclusive: budget** when a run the rule needs was still improving when its step budget
   ran out (`seqbench.harness.protocol.still_improving`): it has not shown what it cannot do;
+- **not at the paper's condition** — the runs exist but never reach the condition the paper
+  names (every string fits the state, the dense model memorises every map): such a setting
+  neither supports nor contradicts, and a finding with no setting at its condition says so;
 - **not measured** — the folder lacks the runs (e.g. an architecture not installed here).
 
 The numeric margins live in `Margins`, named, so that the rules, docs/findings.md and the
@@ -25,7 +28,9 @@ CONTRADICTED = "contradicted"
 INCONCLUSIVE = "inconclusive"
 BUDGET = "inconclusive: budget"
 NOT_MEASURED = "not measured"
-VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, BUDGET, NOT_MEASURED)
+NOT_AT_CONDITION = "not at the paper's condition"
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, BUDGET, NOT_AT_CONDITION, NOT_MEASURED)
+DEFINITE = (SUPPORTED, CONTRADICTED)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ the records, like the rest of the report.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from seqbench.harness.calibration import full_multiple
 from seqbench.harness.protocol import steps_to, still_improving
 from seqbench.harness.report.intervals import AccuracyCI, accuracy_ci
 
@@ -28,6 +30,7 @@ class Config:
     rows: pd.DataFrame  # the runs (any status)
     records: dict[str, dict[str, Any]]  # run_id -> record
     label: str = ""  # the architecture with its overrides, e.g. "mamba[mamba.d_state=4]"
+    scaled: bool = False  # rules read scaled accuracy, (acc − chance) / (1 − chance)
 
     @property
     def name(self) -> str:
@@ -54,7 +57,16 @@ class Config:
         return int((self.rows["batch_size"] * self.rows["seq_len"]).max())
 
     def budget(self) -> str:
-        return f"{self.steps} steps × {self.batch_tokens} tokens"
+        """ "400 steps × 1024 tokens", and for a calibrated budget what it was calibrated on:
+        "3x the reference's 300 steps"."""
+        text = f"{self.steps} steps × {self.batch_tokens} tokens"
+        specs = [self.records[r]["spec"] for r in self.rows["run_id"] if r in self.records]
+        refs = sorted({s.get("reference_steps") for s in specs if s.get("budget") == "calibrated"})
+        if refs and refs != [None]:
+            multiple = specs[0].get("budget_multiple", 3.0)
+            steps = "/".join("unsolved" if r is None else str(r) for r in refs)
+            text += f" ({multiple:g}x the reference's {steps} steps)"
+        return text
 
     def test(self, run_id: str, length: int) -> dict[str, Any]:
         test = (self.records[run_id].get("metrics") or {}).get("test") or {}
@@ -69,6 +81,33 @@ class Config:
             [t.get("scored") for t in tests],
             [t.get("sequences") for t in tests],
         )
+
+    @property
+    def chance(self) -> float | None:
+        """The task's chance accuracy, as its records state it (None: not defined)."""
+        if "task_chance" not in self.rows:
+            return None
+        values = self.rows["task_chance"].dropna()
+        return float(values.iloc[0]) if len(values) else None
+
+    def score(self, length: int | None = None) -> AccuracyCI:
+        """What the rules compare: accuracy, or scaled accuracy for a `rescaled` config."""
+        ci = self.accuracy(length)
+        if not self.scaled:
+            return ci
+        chance = self.chance or 0.0
+        return ci.rescaled(lambda p: (p - chance) / (1 - chance))
+
+    def rescaled(self) -> Config:
+        """This configuration judged on scaled accuracy (chance 0, solved 1)."""
+        return dataclasses.replace(self, scaled=True)
+
+    @property
+    def calibrated(self) -> bool:
+        """Every ok seed trained the whole calibrated multiple of its reference's steps
+        (harness/calibration.py): its budget is the protocol's, whatever its curve."""
+        specs = [self.records[r]["spec"] for r in self.ok["run_id"]]
+        return bool(specs) and all(full_multiple(s) for s in specs)
 
     def lengths(self) -> list[int]:
         """Every length some ok seed was tested at (measured or recorded oom)."""
@@ -106,7 +145,7 @@ class Config:
         if column not in self.rows.columns:
             return [(None, self)]
         return [
-            (value, Config(self.arch, rows, self.records, self.label))
+            (value, dataclasses.replace(self, rows=rows))
             for value, rows in self.rows.groupby(column, sort=True)
         ]
 
@@ -128,8 +167,9 @@ class Config:
 
 
 def describe(configs: Iterable[Config], length: int | None = None) -> str:
-    """ "mha 0.99 [0.98, 1.00]; lru 0.21 [0.18, 0.25]" at `length`."""
-    return "; ".join(f"{c.name} {c.accuracy(length).format()}" for c in configs)
+    """ "mha 0.99 [0.98, 1.00]; lru 0.21 [0.18, 0.25]" at `length` (scores as the rules read
+    them)."""
+    return "; ".join(f"{c.name} {c.score(length).format()}" for c in configs)
 
 
 def budget_text(configs: Iterable[Config]) -> str:

@@ -5,15 +5,20 @@
 - DeltaNet (Yang et al. 2024): the delta rule recalls at least as well as decay-only linear
   recurrences (GLA, RetNet).
 - Zoology: attention's lead over a fixed-state model grows with the number of key-value pairs.
-  A model that still solves the most pairs has a state that holds them all here: there is no
-  gap to grow, so that model makes the setting inconclusive rather than contradicted.
+  It is read between the fewest and the most pairs attention solves (where its lead is
+  defined), on the models whose curve falls: those that recall the fewest pairs (interval
+  ≥ 0.9) and not the most. A model that still solves the most pairs holds them all here (no
+  gap to grow), and one that does not recall even the fewest has no fall to show (its gap is
+  at its ceiling from the start): both are named and left out, and a setting with no model
+  left is not at the paper's condition.
 """
 
 from __future__ import annotations
 
-from seqbench.harness.findings.base import INCONCLUSIVE, MARGINS, Outcome, TaskSelector
+from seqbench.harness.findings.base import INCONCLUSIVE, NOT_AT_CONDITION, Outcome, TaskSelector
+from seqbench.harness.findings.curves import at, format_curve, solves
 from seqbench.harness.findings.evidence import describe
-from seqbench.harness.findings.rules import SUPPORTED, above, at_least, combine, gap_grows, gate
+from seqbench.harness.findings.rules import above, combine, gap_grows, gate
 from seqbench.harness.findings.rules import not_below as at_least_as
 from seqbench.harness.findings.select import Evidence, missing
 
@@ -30,7 +35,7 @@ FIXED_STATE = (
 def judge_based(evidence: Evidence) -> list[Outcome]:
     outcomes = []
     for setting in evidence.settings(MQAR):
-        mha, based, hyena = (setting.plain(a) for a in (ATTENTION, "based", "hyena"))
+        mha, based, hyena = (setting.one(a) for a in (ATTENTION, "based", "hyena"))
         if mha is None or based is None or hyena is None:
             outcomes.append(missing(setting, ATTENTION, "based", "hyena"))
             continue
@@ -43,7 +48,7 @@ def judge_based(evidence: Evidence) -> list[Outcome]:
 def judge_delta_rule(evidence: Evidence) -> list[Outcome]:
     outcomes = []
     for setting in evidence.settings(MQAR):
-        delta, decays = setting.plain("deltanet"), setting.get("gla", "retnet")
+        delta, decays = setting.one("deltanet"), setting.ones("gla", "retnet")
         if delta is None or not decays:
             outcomes.append(missing(setting, "deltanet", "gla or retnet"))
             continue
@@ -56,28 +61,36 @@ def judge_delta_rule(evidence: Evidence) -> list[Outcome]:
 def judge_pairs_gap(evidence: Evidence) -> list[Outcome]:
     outcomes = []
     for setting in evidence.settings(MQAR, across=(PAIRS,)):
-        mha, others = setting.plain(ATTENTION), setting.get(*FIXED_STATE)
+        mha = setting.one(ATTENTION)
+        others = [c for c in setting.configs.values() if c.arch in FIXED_STATE]  # and variants
         if mha is None or not others or len(mha.split(PAIRS)) < 2:
             outcomes.append(missing(setting, ATTENTION, "a fixed-state model", "two pair counts"))
             continue
-        (few_n, mha_few), (many_n, mha_many) = mha.split(PAIRS)[0], mha.split(PAIRS)[-1]
+        learnt = [(n, c) for n, c in mha.split(PAIRS) if solves(c)]  # where a gap is defined
+        if len(learnt) < 2:
+            observed = format_curve(mha.name, mha.split(PAIRS), " pairs")
+            why = " (attention solves fewer than two pair counts: no gap to follow)"
+            outcomes.append(Outcome(gate([mha], INCONCLUSIVE), observed + why, setting.label))
+            continue
+        (few_n, mha_few), (many_n, mha_many) = learnt[0], learnt[-1]
         configs, parts, texts = [mha_few, mha_many], [], []
         for other in others:
-            by_pairs = other.split(PAIRS)
-            if len(by_pairs) < 2:
+            few, many = at(other.split(PAIRS), few_n), at(other.split(PAIRS), many_n)
+            if few is None or many is None:
                 continue
-            few, many = by_pairs[0][1], by_pairs[-1][1]
-            configs += [few, many]
-            text = f"{other.name} {few.accuracy().format()} → {many.accuracy().format()}"
-            if at_least(many, MARGINS.solved) == SUPPORTED:
-                parts.append(INCONCLUSIVE)
-                text += " (solves the most pairs: no gap to grow)"
+            text = f"{other.name} {few.score().format()} → {many.score().format()}"
+            if solves(many):
+                text += " (solves the most pairs: no gap to grow, left out)"
+            elif not solves(few):
+                text += " (does not recall even the fewest pairs: no fall to see, left out)"
             else:
+                configs += [few, many]
                 parts.append(gap_grows(mha_few, few, mha_many, many))
             texts.append(text)
         observed = (
-            f"pairs {few_n:g} → {many_n:g}: {ATTENTION} {mha_few.accuracy().format()} → "
-            f"{mha_many.accuracy().format()}; " + "; ".join(texts)
+            f"pairs {few_n:g} → {many_n:g}: {mha.name} {mha_few.score().format()} → "
+            f"{mha_many.score().format()}; " + "; ".join(texts)
         )
-        outcomes.append(Outcome(gate(configs, combine(parts)), observed, setting.label))
+        verdict = combine(parts) if parts else NOT_AT_CONDITION
+        outcomes.append(Outcome(gate(configs, verdict), observed, setting.label))
     return outcomes

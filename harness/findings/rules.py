@@ -17,10 +17,15 @@ means, with the margins of `base.MARGINS`:
 - `at_least(a, level)` / `below(a, level)`: a's interval wholly at or above / below a level;
   the opposite side for contradicted.
 
+Each reads a configuration's `score`: accuracy, or scaled accuracy for a configuration the
+finding rescaled (`Config.rescaled`, state tracking).
+
 `gate` turns any of these into "inconclusive" when a configuration has fewer than
 `min_seeds` ok seeds, and into "inconclusive: budget" when a run it needs was still improving
 at the end of its budget, whatever the intervals say: a verdict is never drawn from a run
-that had not finished learning.
+that had not finished learning — unless its budget was calibrated (harness/calibration.py):
+a run that trained the whole multiple of what the setting's reference needed to solve has had
+the protocol's budget, and "not learnt within 3x the reference's steps" is the claim then.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from seqbench.harness.findings.base import (
     CONTRADICTED,
     INCONCLUSIVE,
     MARGINS,
+    NOT_AT_CONDITION,
     NOT_MEASURED,
     SUPPORTED,
 )
@@ -39,7 +45,7 @@ from seqbench.harness.findings.evidence import Config
 
 
 def above(a: Config, b: Config, length: int | None = None) -> str:
-    ca, cb = a.accuracy(length), b.accuracy(length)
+    ca, cb = a.score(length), b.score(length)
     (a_low, a_high), (b_low, b_high) = ca.bounds(), cb.bounds()
     if a_low > b_high and ca.mean - cb.mean >= MARGINS.far:
         return SUPPORTED
@@ -49,7 +55,7 @@ def above(a: Config, b: Config, length: int | None = None) -> str:
 
 
 def close(a: Config, b: Config, length: int | None = None) -> str:
-    ca, cb = a.accuracy(length), b.accuracy(length)
+    ca, cb = a.score(length), b.score(length)
     (a_low, a_high), (b_low, b_high) = ca.bounds(), cb.bounds()
     if abs(ca.mean - cb.mean) <= MARGINS.close and a_low <= b_high and b_low <= a_high:
         return SUPPORTED
@@ -59,7 +65,7 @@ def close(a: Config, b: Config, length: int | None = None) -> str:
 
 
 def not_below(a: Config, b: Config, length: int | None = None) -> str:
-    ca, cb = a.accuracy(length), b.accuracy(length)
+    ca, cb = a.score(length), b.score(length)
     a_high, b_low = ca.bounds()[1], cb.bounds()[0]
     if b_low - a_high > MARGINS.close:
         return CONTRADICTED
@@ -72,10 +78,10 @@ def gap_grows(a_few: Config, b_few: Config, a_many: Config, b_many: Config) -> s
     """(a − b) at `many` exceeds (a − b) at `few` by ≥ `far`: supported when even the least
     favourable ends of the intervals give a growth above 0 and the means give ≥ `far`;
     contradicted when even the most favourable ends give less than `far`."""
-    (af_lo, af_hi), (bf_lo, bf_hi) = a_few.accuracy().bounds(), b_few.accuracy().bounds()
-    (am_lo, am_hi), (bm_lo, bm_hi) = a_many.accuracy().bounds(), b_many.accuracy().bounds()
-    mean = (a_many.accuracy().mean - b_many.accuracy().mean) - (
-        a_few.accuracy().mean - b_few.accuracy().mean
+    (af_lo, af_hi), (bf_lo, bf_hi) = a_few.score().bounds(), b_few.score().bounds()
+    (am_lo, am_hi), (bm_lo, bm_hi) = a_many.score().bounds(), b_many.score().bounds()
+    mean = (a_many.score().mean - b_many.score().mean) - (
+        a_few.score().mean - b_few.score().mean
     )
     if (am_lo - bm_hi) - (af_hi - bf_lo) > 0 and mean >= MARGINS.far:
         return SUPPORTED
@@ -85,7 +91,7 @@ def gap_grows(a_few: Config, b_few: Config, a_many: Config, b_many: Config) -> s
 
 
 def at_least(a: Config, level: float, length: int | None = None) -> str:
-    low, high = a.accuracy(length).bounds()
+    low, high = a.score(length).bounds()
     if low >= level:
         return SUPPORTED
     if high < level:
@@ -94,7 +100,7 @@ def at_least(a: Config, level: float, length: int | None = None) -> str:
 
 
 def below(a: Config, level: float, length: int | None = None) -> str:
-    low, high = a.accuracy(length).bounds()
+    low, high = a.score(length).bounds()
     if high < level:
         return SUPPORTED
     if low >= level:
@@ -103,9 +109,12 @@ def below(a: Config, level: float, length: int | None = None) -> str:
 
 
 def combine(verdicts: Sequence[str]) -> str:
-    """All parts of one setting's rule: contradicted beats inconclusive beats supported."""
-    if not verdicts:
-        return NOT_MEASURED
+    """All parts of one setting's rule: contradicted beats inconclusive beats supported;
+    parts not at the paper's condition count only when no other part does."""
+    judged = [v for v in verdicts if v != NOT_AT_CONDITION]
+    if not judged:
+        return NOT_AT_CONDITION if verdicts else NOT_MEASURED
+    verdicts = judged
     for verdict in (NOT_MEASURED, CONTRADICTED, BUDGET, INCONCLUSIVE):
         if verdict in verdicts:
             return verdict
@@ -114,7 +123,7 @@ def combine(verdicts: Sequence[str]) -> str:
 
 def gate(configs: Sequence[Config], verdict: str) -> str:
     """The verdict, unless a configuration has too few seeds or was still improving."""
-    if any(c.improving for c in configs):
+    if any(c.improving and not c.calibrated for c in configs):
         return BUDGET
     if any(c.n_ok < MARGINS.min_seeds for c in configs):
         return INCONCLUSIVE
@@ -122,10 +131,11 @@ def gate(configs: Sequence[Config], verdict: str) -> str:
 
 
 def across_settings(verdicts: Sequence[str]) -> str:
-    """A finding's verdict from its settings' (see `base` for the policy)."""
-    measured = [v for v in verdicts if v != NOT_MEASURED]
+    """A finding's verdict from its settings' (see `base` for the policy): settings not at
+    the paper's condition count for nothing, unless no setting is."""
+    measured = [v for v in verdicts if v not in (NOT_MEASURED, NOT_AT_CONDITION)]
     if not measured:
-        return NOT_MEASURED
+        return NOT_AT_CONDITION if NOT_AT_CONDITION in verdicts else NOT_MEASURED
     if CONTRADICTED in measured:
         return CONTRADICTED
     if BUDGET in measured:

@@ -1,8 +1,9 @@
 """Which runs test a finding, and how they split into settings and configurations.
 
 A finding names the tasks it is judged on; its runs are the report's runs at the picked lr
-for those tasks. They split into **settings** (same task, knobs, width and — unless the
-finding compares lengths — training length) and, within a setting, into **configurations**:
+for those tasks. They split into **settings** (same task, knobs, test knobs, width, batch and
+— unless the finding reads a curve across them — training lengths) and, within a setting,
+into **configurations**:
 one per architecture and override set, holding every seed. Architectures are found by name,
 so a finding about a mixer that is not installed (mamba3, deltanet) simply has no
 configuration for it and reads "not measured".
@@ -34,6 +35,15 @@ class Setting:
     def plain(self, arch: str) -> Config | None:
         """The architecture without overrides, if run."""
         return self.configs.get(arch)
+
+    def one(self, arch: str) -> Config | None:
+        """The architecture as run here: its plain configuration, else its only variant (a
+        suite may run attention with other head counts: mha[attention.n_heads=4, ...])."""
+        found = self.variants(arch)
+        return self.plain(arch) or (found[0] if len(found) == 1 else None)
+
+    def ones(self, *archs: str) -> list[Config]:
+        return [c for c in (self.one(a) for a in archs) if c is not None]
 
     def variants(self, arch: str) -> list[Config]:
         """Every configuration of `arch` (plain and with overrides)."""
@@ -74,8 +84,9 @@ class Evidence:
         frame = frame.dropna(subset=list(PLACED_BY))
         if frame.empty:
             return []
-        knobs = sorted(c for c in frame.columns if c.startswith("knob."))
-        keys = [c for c in ("task", "seq_len", "d_model", *knobs) if c not in across]
+        knobs = sorted(c for c in frame.columns if c.startswith(("knob.", "test_knob.")))
+        where = ("task", "seq_len", "min_seq_len", "d_model", "batch_size", *knobs)
+        keys = [c for c in where if c not in across]
         keys = [c for c in keys if c in frame.columns]
         settings = []
         for key, group in frame.groupby(keys, sort=True, dropna=False):
@@ -94,9 +105,19 @@ class Evidence:
         labels = [config_label(row, sets) for _, row in group.iterrows()]
         configs = {}
         for label in dict.fromkeys(labels):
-            rows = group[[lab == label for lab in labels]]
+            rows = without_calibration_runs(group[[lab == label for lab in labels]])
             configs[label] = Config(str(rows["arch"].iloc[0]), rows, self.records, label)
         return configs
+
+
+def without_calibration_runs(rows: pd.DataFrame) -> pd.DataFrame:
+    """A configuration run both as its setting's reference and at the calibrated budget (a
+    suite that measures the reference's steps with early stop, then trains it like every
+    other model: extrapolation claims need a model trained past its first solved check) is
+    judged on its calibrated runs; the reference runs only set the budget."""
+    if "budget" not in rows or not (rows["budget"] == "calibrated").any():
+        return rows
+    return rows[rows["budget"] != "reference"]
 
 
 def config_label(row: pd.Series, sets: Sequence[str]) -> str:

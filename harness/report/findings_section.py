@@ -46,6 +46,8 @@ def summary_figure(data: ReportData, folder: Path) -> Block:
     if data.best_ok.empty:
         return Skipped(SUMMARY_TITLE, "no ok training runs in this folder")
     settings = evidence(data).settings(sorted(data.best_ok["task"].astype(str).unique()))
+    if not settings:
+        return Skipped(SUMMARY_TITLE, "no ok run records its length, steps and batch size")
     columns = [s.label for s in settings]
     rows = sorted({name for s in settings for name in s.configs})
     means = np.full((len(rows), len(columns)), np.nan)

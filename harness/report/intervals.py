@@ -22,7 +22,7 @@ One seed gets no interval (there is no spread to estimate), as everywhere in the
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from seqbench.harness.common.scaling import CONFIDENCE, t_quantile
@@ -53,6 +53,12 @@ class AccuracyCI:
         if self.low is None or self.high is None:
             return (self.mean, self.mean)
         return (self.low, self.high)
+
+    def rescaled(self, f: Callable[[float], float]) -> AccuracyCI:
+        """The interval under an increasing map (e.g. chance-rescaling); may leave [0, 1]."""
+        low = None if self.low is None else f(self.low)
+        high = None if self.high is None else f(self.high)
+        return AccuracyCI(f(self.mean) if self.n else self.mean, low, high, self.n)
 
     def format(self, digits: int = 2) -> str:
         if self.n == 0:

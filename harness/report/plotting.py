@@ -82,7 +82,10 @@ def short_number(x: float) -> str:
 
 
 def legend_right(ax) -> None:
-    """Legend outside the axes on the right, so long labels (with slopes) never hide data."""
+    """Legend outside the axes on the right, so long labels (with slopes) never hide data;
+    none for axes without a labelled line (every point of a figure left out as unplaceable)."""
+    if not ax.get_legend_handles_labels()[0]:
+        return
     ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from seqbench.harness.calibration import setting_key
 from seqbench.harness.records import STATUSES
 from seqbench.harness.report import fmt
 from seqbench.harness.report.data import ReportData, is_point
@@ -47,6 +48,9 @@ def setup_section(data: ReportData) -> Section:
     blocks = [intro, status_table(data.records), environment_table(data.records)]
     if not data.runs.empty:
         blocks += [suite_table(data.runs), budget_paragraph(data.runs)]
+        calibration = calibration_table(data.records)
+        if calibration is not None:
+            blocks.append(calibration)
     if not data.profile.empty:
         blocks.append(profile_paragraph(data.profile))
     return Section("Setup", blocks)
@@ -132,6 +136,43 @@ def budget_paragraph(runs: pd.DataFrame) -> Paragraph:
         f"{fmt.seconds(runs['wall_s'].sum())} summed over runs; devices "
         f"{fmt.values(runs['device'])}, dtypes {fmt.values(runs['dtype'])}."
     )
+
+
+def calibration_table(records: list[dict[str, Any]]) -> Table | None:
+    """Per setting with calibrated budgets: the reference, the steps it needed (S, the most
+    over seeds of each seed's fewest over lrs) and what the other models got
+    (harness/calibration.py). None when no run was calibrated."""
+    rows: dict[str, dict[str, set]] = {}
+    for record in records:
+        spec = record.get("spec") or {}
+        if record.get("kind") != "run" or spec.get("budget") not in ("reference", "calibrated"):
+            continue
+        row = rows.setdefault(setting_key(spec), {k: set() for k in CALIBRATION_COLUMNS})
+        row["setting"].add(setting_label(spec))
+        if spec["budget"] == "reference":
+            row["reference"].add(spec.get("arch"))
+        else:
+            ref = spec.get("reference_steps")
+            row["S"].add("unsolved: cap" if ref is None else str(ref))
+            row["multiple"].add(f"{spec.get('budget_multiple', 3.0):g}x")
+            row["budget"].add(str(spec.get("steps")))
+    if not any(row["budget"] for row in rows.values()):
+        return None
+    body = [[", ".join(sorted(map(str, row[k]))) or "–" for k in CALIBRATION_COLUMNS]
+            for row in rows.values()]  # fmt: skip
+    headers = ["setting", "reference", "reference's steps (S)", "multiple", "others' steps"]
+    return Table(headers, sorted(body), "Calibrated budgets: the reference trained until solved")
+
+
+CALIBRATION_COLUMNS = ("setting", "reference", "S", "multiple", "budget")
+
+
+def setting_label(spec: dict[str, Any]) -> str:
+    knobs = ", ".join(f"{k}={v}" for k, v in sorted((spec.get("knobs") or {}).items()))
+    lengths = f"L{spec.get('seq_len')}"
+    if spec.get("min_seq_len"):
+        lengths = f"L{spec['min_seq_len']}-{spec.get('seq_len')}"
+    return f"{spec.get('task')} {lengths} {knobs}".strip()
 
 
 def profile_paragraph(profile: pd.DataFrame) -> Paragraph:
