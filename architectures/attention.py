@@ -89,7 +89,8 @@ def attention_sliding(q: Tensor, k: Tensor, v: Tensor, window: int) -> Tensor:
     j = torch.arange(2 * W, device=q.device)[None, :]  # key offset in the block's window
     band = (j > i) & (j <= i + W)  # (W, 2W): key position in (query - W, query]
     first = band & (j >= W)  # block 0: the W padding keys in front do not exist
-    mask = torch.stack([first] + [band] * (nb - 1))  # (nb, W, 2W)
+    # one cat, not a stack of nb copies: a Python list per block costs O(L) (seconds on meta)
+    mask = torch.cat([first[None], band.expand(nb - 1, W, 2 * W)])  # (nb, W, 2W)
     mask = mask.expand(B, nb, W, 2 * W).reshape(B * nb, 1, W, 2 * W)
     out = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask, enable_gqa=True)
     out = out.view(B, nb, H, W, hd).transpose(1, 2).reshape(B, H, nb * W, hd)

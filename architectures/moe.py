@@ -163,7 +163,7 @@ class MoE(nn.Module):
             if chunk.shape[0] == 0:
                 continue
             gate, up = (chunk @ w_in[e]).chunk(2, dim=-1)  # (n_e, H) each
-            outputs.append((F.silu(gate) * up) @ w_out[e])  # (n_e, D)
+            outputs.append((serial_blocks(F.silu, gate) * up) @ w_out[e])  # (n_e, D)
         if not outputs:
             return x_sorted.new_zeros(0, self.w_out.shape[-1])
         return torch.cat(outputs, dim=0)
@@ -199,6 +199,25 @@ class MoE(nn.Module):
         per_expert = (self.w_in.numel() + self.w_out.numel()) // self.n_experts
         shared = sum(p.numel() for p in self.shared.parameters()) if self.shared else 0
         return self.router.weight.numel() + self.top_k * per_expert + shared
+
+
+SERIAL_NUMEL = 32768  # torch's grain size: a CPU op on fewer elements runs on one thread
+
+
+def serial_blocks(fn: Any, x: Tensor) -> Tensor:
+    """fn(x) for an elementwise fn, on the CPU in blocks of rows small enough for one thread.
+
+    Why: torch splits an elementwise op of 32768 elements or more between its threads at
+    element offsets; an offset that is no multiple of the vector width makes a few elements
+    go through the scalar code, whose exp differs from the vectorised one in the last bit.
+    An expert's row count is whatever the router sent it, so silu's result depended on the
+    number of threads (measured: 1321 x 88 elements, 1 vs 2 threads), and so did every MoE
+    run. A block computed by one thread is the same whatever the threads (docs/harness.md).
+    """
+    if x.device.type != "cpu" or x.numel() < SERIAL_NUMEL:
+        return fn(x)
+    rows = max(1, (SERIAL_NUMEL - 1) // max(1, x[0].numel()))
+    return torch.cat([fn(block) for block in x.split(rows)])
 
 
 def linear_init(n: int, fan_in: int, fan_out: int) -> Tensor:

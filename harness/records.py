@@ -8,7 +8,7 @@ Layout: DIR/runs/<run_id>.json. Every record is a JSON object with at least
     spec            the full spec that produced it (canonical JSON)
     definition      run records: what defines the run beyond its spec (resolved model config,
                     mixer families, task version and tags); part of the run_id
-    status          "ok" | "failed" | "oom" | "diverged"
+    status          "ok" | "failed" | "oom" | "diverged" | "skipped" (a profile point not run)
     reason          null or a one-line message
     metrics         kind-specific measurements (plain JSON)
     timings         seconds and rates
@@ -238,6 +238,7 @@ def environment(device: str | None = None) -> dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "mkl_cbwr": os.environ.get("MKL_CBWR"),  # seqbench.reproducible
         "device": device or "cpu",
         "cuda": torch.version.cuda,
         "gpu": None,

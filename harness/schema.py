@@ -35,7 +35,7 @@ from seqbench.harness.bounds import BOUNDS
 
 SCHEMA_VERSION = 1
 KINDS = ("run", "profile")
-STATUSES = ("ok", "failed", "oom", "diverged")
+STATUSES = ("ok", "failed", "oom", "diverged", "skipped")  # skipped: a profile point not run
 POINT_MODES = ("train", "decode", "counted")
 NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 MAX_INT = 2**63 - 1  # what a DataFrame column of int64 holds
@@ -135,7 +135,7 @@ class Envelope(Loose):
     schema_version: Literal[1]
     kind: Literal["run", "profile"]
     run_id: RunId
-    status: Literal["ok", "failed", "oom", "diverged"]
+    status: Literal["ok", "failed", "oom", "diverged", "skipped"]
     reason: Annotated[str, Field(max_length=100_000)] | None = None
     timings: dict[str, Number | None] = {}
     environment: dict[str, Scalar] = {}

@@ -11,11 +11,17 @@ seqbench checkout (it holds this package's pyproject.toml).
 `seqbench.errors`, `seqbench.registry` and `seqbench.seeds` are the little that
 `architectures` and `tasks` share; they import nothing of theirs. Plugins import from
 `seqbench.api` only.
+
+Importing seqbench asks MKL for products that do not depend on the number of threads
+(`seqbench.reproducible`), so the same run gives the same numbers under every launcher.
 """
 
 from pathlib import Path as _Path
 
+from seqbench.reproducible import ask_for_thread_independent_blas as _ask
+
 __version__ = "0.1.0"
+_ask()
 
 _here = _Path(__file__).resolve().parent
 _root = _here.parent
@@ -26,4 +32,4 @@ if (
     and str(_root) not in __path__
 ):
     __path__.append(str(_root))
-del _Path, _here, _root
+del _Path, _ask, _here, _root

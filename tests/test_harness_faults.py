@@ -103,9 +103,9 @@ def test_profile_faults_and_a_read_only_rerun(tmp_path: Path, cli) -> None:
 
 
 def test_profile_exits_1_when_a_point_failed() -> None:
-    ok, failed, oom = ({"status": s} for s in ("ok", "failed", "oom"))
-    assert exit_code([ok, oom]) == 0
-    assert exit_code([ok, failed]) == 1
+    ok, failed, oom = ({"status": s, "spec": {"mode": "train"}} for s in ("ok", "failed", "oom"))
+    assert exit_code([ok, oom], {"train"}) == 0
+    assert exit_code([ok, failed], {"train"}) == 1
 
 
 # -- report ------------------------------------------------------------------------------------

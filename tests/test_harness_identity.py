@@ -59,7 +59,12 @@ def test_records_carry_family_and_task_tags(tmp_path) -> None:
     sweep(tmp_path)
     (record,) = iter_records(tmp_path)
     assert record["definition"]["family"] == "attention"
-    assert record["definition"]["task"] == {"name": "first_token", "version": 0, "tags": []}
+    assert record["definition"]["task"] == {
+        "name": "first_token",
+        "version": 0,
+        "tags": [],
+        "chance": None,
+    }
     assert record["spec"]["beta2"] == 0.98
 
 

@@ -94,6 +94,13 @@ def test_new_fields_at_their_defaults_leave_the_run_id_as_it_was() -> None:
     assert prepare(plain).run_id == prepare(explicit).run_id
     assert "min_seq_len" not in plain.identity() and "budget" not in plain.identity()
     assert prepare(tiny(min_seq_len=4)).run_id != prepare(plain).run_id
+    # the same for model fields added later: freeze_embeddings off is the model it always was
+    from seqbench.architectures import ModelConfig
+
+    assert "freeze_embeddings" not in ModelConfig().identity()
+    assert ModelConfig(freeze_embeddings=True).identity()["freeze_embeddings"] is True
+    frozen = tiny(overrides={**plain.overrides, "freeze_embeddings": True})
+    assert prepare(frozen).run_id != prepare(plain).run_id
 
 
 # -- calibrated budgets ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Profile points through the launchers: out-of-memory, over-budget and predicted points are
-recorded, longer points of a failed series are skipped, and the sweep goes on."""
+recorded, longer points of a failed series are skipped, and the sweep goes on; the exit code
+counts only failures the user asked for."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from seqbench.harness.cli import main
+from seqbench.harness.cli.profile_cmd import asked_modes, exit_code
 from seqbench.harness.common.outcome import exit_outcome
 from seqbench.harness.launchers import LocalLauncher, SerialLauncher
 from seqbench.harness.profile.points import PointOptions, make_spec, point_label
@@ -38,17 +40,17 @@ def test_oom_point_is_recorded_and_longer_ones_skipped(tmp_path: Path) -> None:
     sweep = plan(archs=["mha"], modes=["train"], seq_lens=[1024, 2048], max_memory_bytes=2**20)
     records, result = run_sweep(sweep, tmp_path, progress=quiet())
     assert [r["spec"]["seq_len"] for r in records] == [1024, 2048]
-    assert [r["status"] for r in records] == ["oom", "failed"]
+    assert [r["status"] for r in records] == ["oom", "skipped"]
     assert "memory cap" in records[0]["reason"]
-    assert records[1]["reason"] == "skipped: a shorter point of this series ended oom"
-    assert result.statuses == {"oom": 1, "failed": 1}
+    assert records[1]["reason"] == "a shorter point of this series ended oom; not run"
+    assert result.statuses == {"oom": 1, "skipped": 1}
     assert records[0]["environment"]["launcher"] == "local"
 
 
 def test_over_budget_point_is_killed_and_a_new_worker_takes_the_rest() -> None:
-    sweep = plan(archs=["mamba", "gqa"], modes=["counted"], budget_s=60)
-    # Mamba's scan loops over time steps in Python: 16k steps take seconds even on meta
-    slow = point_job(make_spec("counted", "mamba", TINY, 16384, OPTS), sweep)
+    sweep = plan(archs=["mha", "gqa"], modes=["train", "counted"], budget_s=60)
+    # a training step at 16k tokens: seconds of attention products on this CPU
+    slow = point_job(make_spec("train", "mha", TINY, 16384, OPTS), sweep)
     slow = dataclasses.replace(slow, budget_s=0.5)
     fast = point_job(make_spec("counted", "gqa", TINY, 64, OPTS), sweep)
     results = {
@@ -65,7 +67,7 @@ def test_over_budget_point_is_killed_and_a_new_worker_takes_the_rest() -> None:
 def test_a_point_predicted_over_budget_is_recorded_without_running(tmp_path: Path) -> None:
     sweep = plan(archs=["mha"], modes=["counted"], counted_lens=[64, 64 * 10**8], budget_s=5.0)
     records, _ = run_sweep(sweep, tmp_path, launcher=SerialLauncher(), progress=quiet())
-    assert [r["status"] for r in records] == ["ok", "failed"]
+    assert [r["status"] for r in records] == ["ok", "skipped"]  # the budget said no: no failure
     assert records[1]["reason"].startswith("predicted over the per-point time budget")
     short, huge = (point_job(r["spec"], sweep) for r in records)
     assert predicted_over_budget((64, 0.5), huge) is not None
@@ -95,3 +97,45 @@ def test_profile_with_two_local_workers(tmp_path: Path, capsys: pytest.CaptureFi
     assert {r["environment"]["launcher"] for r in points} == {"local"}
     out = capsys.readouterr().out
     assert all(point_label(r["spec"]) in out for r in points)  # one progress line per point
+
+
+def point_record(mode: str, status: str) -> dict:
+    return {"spec": {"mode": mode}, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("flags", "asked"),
+    [
+        ({}, {"train", "decode", "counted"}),  # the default profile is what was asked for
+        ({"seq_lens": (256, 1024)}, {"train"}),
+        ({"modes": ("counted",)}, {"counted"}),
+        ({"contexts": (64,), "modes": ("train",)}, {"train", "decode"}),
+    ],
+)
+def test_the_modes_asked_for_are_those_named_or_given_lengths(flags, asked) -> None:
+    opts = {"modes": (), "seq_lens": (), "contexts": (), "counted_lens": ()} | flags
+    assert asked_modes(opts) == asked
+
+
+def test_only_a_failure_the_user_asked_for_fails_the_command() -> None:
+    asked = {"train"}
+    assert exit_code([point_record("train", "ok"), point_record("counted", "failed")], asked) == 0
+    assert exit_code([point_record("train", "skipped"), point_record("train", "oom")], asked) == 0
+    assert exit_code([point_record("train", "failed")], asked) == 1
+
+
+def test_the_issues_plain_profile_command_exits_0(tmp_path: Path, capsys) -> None:
+    """Two training lengths asked for; decode and the counted points to 1M tokens come from
+    defaults, and every point of them ends ok (counting costs the same at every length)."""
+    args = [
+        "profile", "--arch", "mha", "--arch", "mamba", "--arch", "lru", "--seq-len", "64",
+        "--seq-len", "128", "--set", "d_model=32", "--set", "n_layers=1", "--repeats", "1",
+        "--decode-steps", "2", "--launcher", "serial", "--out", str(tmp_path),
+    ]  # fmt: skip
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 0, capsys.readouterr().out
+    points = [r for r in iter_records(tmp_path, kind="profile") if r["spec"]["mode"] != "fit"]
+    counted = [r for r in points if r["spec"]["mode"] == "counted"]
+    assert {r["status"] for r in points} == {"ok"}
+    assert max(r["spec"]["seq_len"] for r in counted) == 2**20 and len(counted) == 3 * 6

@@ -102,7 +102,10 @@ def test_a_record_breaking_its_schema_is_written_as_a_failure_saying_why(tmp_pat
             {"spec": "mha on mqar"},
             "spec: Input should be a valid dictionary or instance of RunSpecModel",
         ),
-        ({"status": "great"}, "status: Input should be 'ok', 'failed', 'oom' or 'diverged'"),
+        (
+            {"status": "great"},
+            "status: Input should be 'ok', 'failed', 'oom', 'diverged' or 'skipped'",
+        ),
     ],
 )
 def test_unknown_or_malformed_records_are_skipped_with_a_reason(

@@ -67,7 +67,7 @@ def test_artefacts_and_tables(full):
     assert {r["run_id"] for r in rows} == {r["run_id"] for r in runs}
     setup = (full / "report.md").read_text().split("## Setup")[1]  # last: results lead
     assert "profile points (plus 1 scaling fits the profiler derived from them)" in setup
-    assert "| profile fit | 1 | 0 | 0 | 0 | 1 |" in setup
+    assert "| profile fit | 1 | 0 | 0 | 0 | 0 | 1 |" in setup
     points = [r for r in iter_records(full) if r["kind"] == "profile"]
     assert len(list(csv.DictReader((full / "profile.csv").open()))) == len(points) - 1
     picked = [r for r in rows if r["lr_picked"] == "True"]

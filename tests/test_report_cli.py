@@ -125,3 +125,18 @@ def test_compare_errors(tmp_path, capsys):
     assert code == 2 and err.strip().count("\n") == 0 and "no such folder" in err
     code, _, err = invoke(capsys, "compare", str(a))
     assert code == 2 and err.startswith("error: Missing argument")
+
+
+def test_points_skipped_for_their_budget_are_no_failures_in_the_report(tmp_path, capsys):
+    reason = "predicted over the per-point time budget of 120 s: …; not run"
+    records = [
+        run_record("mha", "mqar", seed=0, accuracy=0.9),
+        profile_record("counted", "mamba", 65536),
+        profile_record("counted", "mamba", 262144, status="skipped", reason=reason, metrics={}),
+    ]
+    folder = folder_with(tmp_path, "skipped", records)
+    code, _, _ = invoke(capsys, "report", str(folder))
+    assert code == 0
+    failures = (folder / "report.md").read_text().split("## Failures")[1]
+    assert "No record of 3 failed." in failures
+    assert "1 profile points were skipped, not run" in failures and reason in failures

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from seqbench.architectures.scans.counting import batched_on_meta
 from seqbench.architectures.scans.decay import segsum
 
 DEFAULT_CHUNK = 32  # fastest of 16, 32, 64, 128 on CPU (benchmarks/bench_linear.py)
@@ -186,15 +187,57 @@ def _state_pass(A: Tensor | None, B: Tensor, matrix: bool = False) -> tuple[Tens
     A (b, h, c, dk, dk) multiplies when `matrix` (delta rule), else scales elementwise
     ((b, h, c, dk | 1, 1) decays; None is the identity); B (b, h, c, dk, dv). Returns the
     state entering each chunk (b, h, c, dk, dv) and the final state (b, h, dk, dv).
+
+    The first chunk starts from the zero state, so it needs no product (S_1 = B_0). The other
+    chunks' transitions are taken chunk-major (`_later`), so that autograd saves views of one
+    storage, in the loop and in `_state_pass_on_meta` alike (on meta the loop is batched).
     """
     S = B.new_zeros(B.shape[0], B.shape[1], *B.shape[3:])
+    if B.shape[2] > 2 and batched_on_meta(B):
+        return _state_pass_on_meta(S, _later(A, matrix), B, matrix)
+    later = _later(A, matrix)
     # unbind once: indexing chunk i inside the loop would make autograd build a zero tensor of
     # the full size per chunk in backward (quadratic in the number of chunks).
-    steps = [None] * B.shape[2] if A is None else A.unbind(2)
-    entering = []
-    for A_i, B_i in zip(steps, B.unbind(2), strict=True):
+    first, *rest = B.unbind(2)
+    steps = [None] * len(rest) if later is None else later.unbind(0)
+    entering = [S]
+    S = S + first  # a new tensor, not a view of B: saved by itself, as on meta
+    for A_i, B_i in zip(steps, rest, strict=True):
         entering.append(S)
         if A_i is not None:
             S = A_i @ S if matrix else A_i * S
         S = S + B_i
     return torch.stack(entering, dim=2), S
+
+
+def _later(A: Tensor | None, matrix: bool) -> Tensor | None:
+    """The transitions of chunks 1.., chunk-major (c - 1, b, h, ..): contiguous for matmuls,
+    whose batched reshape would otherwise copy a slice over chunks; a view for decays, which
+    are only broadcast."""
+    if A is None:
+        return None
+    later = A.movedim(2, 0)[1:]
+    return later.contiguous() if matrix else later
+
+
+def _state_pass_on_meta(
+    S0: Tensor, later: Tensor | None, B: Tensor, matrix: bool
+) -> tuple[Tensor, Tensor]:
+    """`_state_pass`'s ops batched over chunks (meta only: values are never computed), so that
+    FLOPs and held storages equal the loop's: the products of chunks 1 .. c-2, whose states
+    enter later chunks, in one op; the last chunk's, which makes only the final state (and is
+    dropped with it in training), in another, on a state of its own."""
+    chunks = B.movedim(2, 0)  # (c, b, h, dk, dv)
+    states = chunks[:-2].clone()  # stands in for S_1 .. S_{c-2}, inputs of the inner products
+    if later is None:
+        inner = states
+    elif matrix:
+        inner = later[:-1] @ states
+    else:
+        inner = later[:-1] * states
+    after = inner + chunks[1:-1]  # S_2 .. S_{c-1}
+    last = after[-1].clone()  # S_{c-1}, the last product's own input, as in the loop
+    if later is not None:
+        last = later[-1] @ last if matrix else later[-1] * last
+    entering = torch.cat([S0[None], states[:1], after])  # S_0, S_1, S_2 .. S_{c-1}
+    return entering.movedim(0, 2), last + chunks[-1]

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from seqbench.architectures.scans.counting import batched_on_meta
 from seqbench.architectures.scans.decay import (
     decay_matrix,
     log_transition,
@@ -229,6 +230,9 @@ def _in_groups(fn: Callable[..., Tensor], chunks: _Chunks, extra: Tensor | None)
     per = max(1, CHECKPOINT_TOKENS // T)
     if c <= per or not torch.is_grad_enabled():
         return fn(*chunks.slice(0, c), *([] if extra is None else [extra]))
+    if batched_on_meta(chunks.x):  # every group in one checkpoint: the same ops, recomputed
+        return checkpoint(fn, *chunks.slice(0, c), *([] if extra is None else [extra]),
+                          use_reentrant=False)  # fmt: skip
     outs = []
     for lo in range(0, c, per):
         args = chunks.slice(lo, lo + per) + ([] if extra is None else [extra[:, :, lo : lo + per]])

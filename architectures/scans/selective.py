@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from seqbench.architectures.scans import native
+from seqbench.architectures.scans.counting import batched_on_meta
 from seqbench.architectures.scans.decay import transition
 
 DEFAULT_CHUNK = (
@@ -99,6 +100,12 @@ def selective_scan(
     return SelectiveScanFn.apply(u, delta, A, B, C, chunk, signed)
 
 
+def _chunking(length: int, chunk: int) -> tuple[int, int]:
+    """(T, c): steps per chunk and the number of chunks covering `length` steps."""
+    T = min(chunk, length)
+    return T, -(-length // T)
+
+
 def _chunked(t: Tensor, chunks: int, T: int) -> Tensor:
     """(B, L, K) -> time-major (c, T, B, K), zero-padded to c * T steps (one copy).
 
@@ -132,8 +139,7 @@ class _ChunkBuffers:
         batch, length, channels = u.shape
         self.signed = signed
         n = A.shape[1]
-        self.T = min(chunk, length)
-        self.count = -(-length // self.T)
+        self.T, self.count = _chunking(length, chunk)
         self.u = _chunked(u, self.count, self.T)  # (c, T, B, D)
         self.delta = _chunked(delta, self.count, self.T)
         self.du = self.delta * self.u
@@ -171,15 +177,18 @@ class SelectiveScanFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, chunk, signed):  # type: ignore[override]
-        bufs = _ChunkBuffers(u, delta, B, C, A, chunk, signed)
         batch, length, channels = u.shape
-        y = u.new_empty(bufs.count, bufs.T, batch, 1, channels)
-        # checkpoints[i] is the state before chunk i; the last one is the final state.
-        checkpoints = u.new_zeros(bufs.count + 1, batch, A.shape[1], channels)
-        for i in range(bufs.count):
-            bufs.states_of_chunk(i, checkpoints[i])
-            torch.matmul(bufs.C_row[i], bufs.states, out=y[i])  # Σ_n C h
-            checkpoints[i + 1].copy_(bufs.state_rows[-1])
+        if batched_on_meta(u):
+            y, checkpoints = _forward_on_meta(u, A, C, chunk)
+        else:
+            bufs = _ChunkBuffers(u, delta, B, C, A, chunk, signed)
+            y = u.new_empty(bufs.count, bufs.T, batch, 1, channels)
+            # checkpoints[i] is the state before chunk i; the last one is the final state.
+            checkpoints = u.new_zeros(bufs.count + 1, batch, A.shape[1], channels)
+            for i in range(bufs.count):
+                bufs.states_of_chunk(i, checkpoints[i])
+                torch.matmul(bufs.C_row[i], bufs.states, out=y[i])  # Σ_n C h
+                checkpoints[i + 1].copy_(bufs.state_rows[-1])
         ctx.save_for_backward(u, delta, A, B, C, checkpoints)
         ctx.chunk, ctx.signed = chunk, signed
         # Padded steps leave the state unchanged, so the last checkpoint is h_L.
@@ -190,6 +199,8 @@ class SelectiveScanFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y, _grad_h):  # type: ignore[override]
         u, delta, A, B, C, checkpoints = ctx.saved_tensors
+        if batched_on_meta(u):
+            return (*_backward_on_meta(u, delta, A, B, grad_y, ctx.chunk), None, None)
         bufs = _ChunkBuffers(u, delta, B, C, A, ctx.chunk, ctx.signed)
         c, T = bufs.count, bufs.T
         gy = _chunked(grad_y, c, T)  # (c, T, B, D)
@@ -236,6 +247,40 @@ class SelectiveScanFn(torch.autograd.Function):
             None,
             None,
         )
+
+
+def _forward_on_meta(u: Tensor, A: Tensor, C: Tensor, chunk: int) -> tuple[Tensor, Tensor]:
+    """The forward's ops as `batched_on_meta` counts them: its one matmul per chunk, Σ_n C h,
+    as one matmul over every chunk (the same FLOPs); y (c, T, B, 1, D) and the checkpoints
+    (c + 1, B, N, D) with the loop's shapes. The decays and states are elementwise: no FLOPs."""
+    batch, length, channels = u.shape
+    T, count = _chunking(length, chunk)
+    states = u.new_empty(count, T, batch, A.shape[1], channels)  # (c, T, B, N, D)
+    y = torch.matmul(_chunked(C, count, T)[:, :, :, None, :], states)  # (c, T, B, 1, D)
+    return y, u.new_zeros(count + 1, batch, A.shape[1], channels)
+
+
+def _backward_on_meta(
+    u: Tensor, delta: Tensor, A: Tensor, B: Tensor, grad_y: Tensor, chunk: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The backward's three matmuls per chunk (dL/dC, dL/dB, dL/d(Δu)) batched over every
+    chunk, as `batched_on_meta` counts them; gradients with the loop's shapes."""
+    batch, length, channels = u.shape
+    T, count = _chunking(length, chunk)
+    states = u.new_empty(count, T, batch, A.shape[1], channels)  # (c, T, B, N, D): h, then g
+    gy_row = _chunked(grad_y, count, T)[:, :, :, None, :]  # (c, T, B, 1, D)
+    du_row = _chunked(delta * u, count, T)[:, :, :, None, :]
+    B_row = _chunked(B, count, T)[:, :, :, None, :]  # (c, T, B, 1, N)
+    g_C = torch.matmul(gy_row, states.transpose(-1, -2))  # Σ_d y' h
+    g_B = torch.matmul(du_row, states.transpose(-1, -2))  # Σ_d g Δu
+    g_du = torch.matmul(B_row, states)  # Σ_n g B
+    return (
+        _unchunked(g_du[:, :, :, 0], length),
+        u.new_empty(u.shape),
+        A.new_empty(A.shape),
+        _unchunked(g_B[:, :, :, 0], length),
+        _unchunked(g_C[:, :, :, 0], length),
+    )
 
 
 NATIVE_CHECKPOINT = 32  # steps between saved states in the C kernel: its chunk buffers fit L2

@@ -54,6 +54,7 @@ def command(
                     "only_a": result.only_a,
                     "only_b": result.only_b,
                     "status_changes": result.status_changes,
+                    "torch_threads": result.threads,
                     "deltas": [d.to_dict() for d in deltas],
                 },
                 indent=1,
@@ -90,6 +91,9 @@ def command(
         f"\n{result.matched} configurations matched; {n_flagged} deltas larger than the "
         f"seeds' spread (!)"
     )
+    note = result.threads_note()
+    if note:
+        click.echo(note)
     for title, items in (
         ("only in A", result.only_a),
         ("only in B", result.only_b),

@@ -50,12 +50,17 @@ def parse_sweeps(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, lis
     return sweeps
 
 
-def make_launcher(name: str, workers: int | None, address: str | None = None) -> Any:
-    """The launcher named by --launcher, checked against --workers and --address (one line)."""
+def make_launcher(
+    name: str, workers: int | None, address: str | None = None, threads: int | None = None
+) -> Any:
+    """The launcher named by --launcher, checked against --workers and --address (one line);
+    `threads`: torch threads per job (--threads; None: the launcher's default)."""
     from seqbench.harness.launchers import get_launcher
 
     if workers and name == "serial":
         raise UserError("--workers applies to --launcher local, slurm or ray")
     if address and name != "ray":
         raise UserError("--address applies to --launcher ray")
-    return get_launcher(name, workers, address=address)
+    launcher = get_launcher(name, workers, address=address)
+    launcher.threads = threads
+    return launcher

@@ -157,6 +157,13 @@ def knob_help_rows() -> list[tuple[str, str]]:
     "--address",
     help="Ray cluster to use with --launcher ray [RAY_ADDRESS, else a local Ray instance].",
 )
+@click.option(
+    "--threads",
+    type=click_type("threads"),
+    help="torch threads per run; 0 keeps torch's default [the cores this process may use "
+    "that other work leaves free, shared out among --launcher local's workers; the CPUs of a "
+    "slurm or ray job].",
+)
 @click.option("--force", is_flag=True, help="Rerun runs already recorded ok.")
 @click.option(
     "--dry-run",
@@ -174,7 +181,7 @@ def command(ctx: click.Context, **opts: Any) -> None:
         specs = [dataclasses.replace(s, device=opts["device"]) for s in specs]
     out = opts["out"] or Path("results") / name
     # its device decides run ids
-    launcher = make_launcher(opts["launcher"], opts["workers"], opts["address"])
+    launcher = make_launcher(opts["launcher"], opts["workers"], opts["address"], opts["threads"])
     if opts["dry_run"]:
         from seqbench.harness.projection import project
 

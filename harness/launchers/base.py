@@ -60,6 +60,9 @@ class Launcher(ABC):
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers
+        # torch threads per job (`--threads`): None the launcher's default (docs/harness.md,
+        # "Threads"), 0 torch's own default (split between a local pool's workers).
+        self.threads: int | None = None
 
     @abstractmethod
     def run(self, jobs: Sequence[Job], on_start: OnStart) -> Iterator[tuple[Job, dict[str, Any]]]:

@@ -1,4 +1,4 @@
-"""A pool of worker processes on this machine, `--workers N`, torch threads split between them.
+"""A pool of worker processes on this machine, `--workers N`, torch threads shared out among them.
 
 Why not concurrent.futures: one worker dying (SIGKILL, os._exit, the OOM killer) breaks a
 ProcessPoolExecutor for every pending job. Here each worker is a process with its own pipe
@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
-import os
 import tempfile
 import time
 from collections import deque
@@ -31,6 +30,7 @@ from typing import Any
 import torch
 
 from seqbench.harness.common.outcome import exit_outcome
+from seqbench.harness.common.threads import default_threads, usable_cores
 from seqbench.harness.launchers.base import Job, Launcher, OnStart, failed_record
 
 PRELOAD = ["seqbench.harness.launchers.worker"]
@@ -121,13 +121,20 @@ class LocalLauncher(Launcher):
     name = "local"
 
     def __init__(self, workers: int | None = None) -> None:
-        super().__init__(workers or max(1, (os.cpu_count() or 1)))
-        self.threads = max(1, torch.get_num_threads() // self.workers)
+        super().__init__(workers or usable_cores())
+
+    def worker_threads(self) -> int:
+        """torch threads per worker: --threads, else the default for this many workers on
+        this machine now (`seqbench.harness.common.threads`); torch's own split evenly when
+        that is what was asked for (0, or OMP_NUM_THREADS set)."""
+        threads = default_threads(self.threads, self.workers)
+        return threads or max(1, torch.get_num_threads() // self.workers)
 
     def run(self, jobs: Sequence[Job], on_start: OnStart) -> Iterator[tuple[Job, dict[str, Any]]]:
         pending = deque(jobs)
         if not pending:
             return
+        threads = self.worker_threads()
         ctx = worker_context(profile=any(j.kind == "profile" for j in jobs))
         pool: list[_Worker | None] = [None] * min(self.workers, len(pending))
         try:
@@ -137,7 +144,7 @@ class LocalLauncher(Launcher):
                         if worker is None or not worker.alive():
                             if worker is not None:
                                 worker.stop()
-                            pool[i] = worker = _Worker(ctx, self.threads)
+                            pool[i] = worker = _Worker(ctx, threads)
                         job = pending.popleft()
                         on_start(job)
                         worker.assign(job)
@@ -172,6 +179,6 @@ def run_isolated(job: Job, threads: int | None = None) -> dict[str, Any]:
     worker's, or the over-budget one): what a cluster task runs, so that its outcome is
     decided by the same rules as the local pool's. `threads`: torch threads of the worker."""
     launcher = LocalLauncher(workers=1)
-    launcher.threads = threads or torch.get_num_threads()
+    launcher.threads = threads or torch.get_num_threads()  # the task's, never a new choice
     ((_, record),) = list(launcher.run([job], lambda job: None))
     return record

@@ -15,8 +15,9 @@ Closing the sweep (Ctrl-C, an error downstream) cancels every task not yet finis
 imported when the launcher is built, so `import seqbench.harness` never needs it and a
 missing install is one line before any work.
 
-Settings: SEQBENCH_RAY_CPUS (CPUs, and torch threads, per task; default 1) and
-SEQBENCH_RAY_GPUS (GPUs per task; default 0, and with GPUs a spec's device "auto" is cuda).
+Settings: SEQBENCH_RAY_CPUS (CPUs per task, default 1, and its torch threads unless --threads
+says) and SEQBENCH_RAY_GPUS (GPUs per task; default 0, and with GPUs a spec's device "auto" is
+cuda).
 The nodes must import the same seqbench as the driver (an installed package, or this source
 checkout when the cluster runs on this machine: its path is passed to the tasks).
 """
@@ -89,7 +90,7 @@ class RayLauncher(Launcher):
             while pending or flight:
                 while pending and len(flight) < limit:
                     job = pending.popleft()
-                    flight[remote.remote(job.to_json(), self.cpus)] = job
+                    flight[remote.remote(job.to_json(), self.threads or self.cpus)] = job
                     on_start(job)  # Ray queues it on the cluster; progress lists it as running
                 ready, _ = ray.wait(list(flight), num_returns=1, timeout=POLL_S)
                 for ref in ready:

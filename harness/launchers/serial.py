@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import torch
+
+from seqbench.harness.common.threads import default_threads
 from seqbench.harness.launchers.base import Job, Launcher, OnStart, execute_job
 
 
@@ -19,6 +22,14 @@ class SerialLauncher(Launcher):
     name = "serial"
 
     def run(self, jobs: Sequence[Job], on_start: OnStart) -> Iterator[tuple[Job, dict[str, Any]]]:
-        for job in jobs:
-            on_start(job)
-            yield job, execute_job(job)
+        if not jobs:
+            return
+        before = torch.get_num_threads()
+        threads = default_threads(self.threads, 1)
+        torch.set_num_threads(threads or before)
+        try:
+            for job in jobs:
+                on_start(job)
+                yield job, execute_job(job)
+        finally:
+            torch.set_num_threads(before)  # the caller's process keeps its own setting

@@ -181,9 +181,11 @@ class SlurmLauncher(Launcher):
         return self.workers or os.cpu_count() or 1
 
     def _threads(self) -> int | None:
-        """torch threads per job: the CPUs asked for; on the local executor this machine's
-        threads shared between concurrent jobs; in-process (debug) unchanged; None: the CPUs
-        Slurm gave the job."""
+        """torch threads per job: --threads; else the CPUs asked for; on the local executor
+        this machine's threads shared between concurrent jobs; in-process (debug) unchanged;
+        None: the CPUs Slurm gave the job."""
+        if self.threads:
+            return self.threads
         if self.cluster == "debug":
             return torch.get_num_threads()
         if self.settings.cpus:

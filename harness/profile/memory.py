@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import resource
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -39,14 +40,22 @@ def storage_key(t: Tensor) -> int:
 
 @dataclass
 class SavedTensorBytes:
-    """Counts distinct non-parameter storages saved for backward while active.
+    """Counts distinct non-parameter storages saved for backward while active and still held
+    by the graph when tracking ends.
 
-    Holds no reference to any tensor (that would change the very memory being measured).
+    Why "still held": a branch of the forward whose output is dropped (a scan's final state
+    during training) frees its nodes, and with them the tensors they saved, before backward
+    runs; those bytes are not activation memory. Worse, the freed storage's address can be
+    reused by a later one, which a key seen before would then hide. So each saved tensor is
+    followed by a weak reference (holding no reference to any tensor, which would change the
+    very memory being measured), a storage counts when one of its saved tensors is alive at
+    the end, and a key whose tensors all died starts afresh.
     """
 
     exclude: set[int] = field(default_factory=set)
-    sizes: dict[int, int] = field(default_factory=dict)
+    sizes: dict[int, int] = field(default_factory=dict)  # storage -> bytes, set by track()
     n_saved: int = 0
+    _held: dict[int, tuple[int, list[weakref.ref]]] = field(default_factory=dict)
 
     @classmethod
     def for_model(cls, model: nn.Module) -> SavedTensorBytes:
@@ -60,13 +69,20 @@ class SavedTensorBytes:
         self.n_saved += 1
         key = storage_key(t)
         if key not in self.exclude:
-            self.sizes[key] = t.untyped_storage().nbytes()
+            _, refs = self._held.get(key, (0, []))
+            alive = [ref for ref in refs if ref() is not None]  # none: another storage here
+            self._held[key] = (t.untyped_storage().nbytes(), [*alive, weakref.ref(t)])
         return t
 
     @contextlib.contextmanager
     def track(self) -> Iterator[SavedTensorBytes]:
         with torch.autograd.graph.saved_tensors_hooks(self._pack, _unpack):
             yield self
+        self.sizes = {
+            key: nbytes
+            for key, (nbytes, refs) in self._held.items()
+            if any(ref() is not None for ref in refs)
+        }
 
 
 def _unpack(t: Tensor) -> Tensor:

@@ -6,10 +6,12 @@ ray), the same progress display and the same outcome rules (`seqbench.harness.sw
 series (the same model and mode at growing lengths) run shortest first, in waves: wave k
 holds the k-th shortest point still to measure of every series, so a launcher with several
 workers measures different series side by side. Between waves:
-- after a point ends oom or failed, the longer points of its series are recorded as skipped
-  instead of being tried;
+- after a point ends oom or failed, or is skipped, the longer points of its series are
+  recorded `skipped` instead of being tried;
 - a point that would exceed its budget even if its time only grew linearly from the shorter
-  point just measured is recorded failed as predicted, without running it.
+  point just measured is recorded `skipped`, with the prediction, without running it.
+A skipped point is no failure (nothing went wrong: the budget said no); a rerun tries it
+again, as any point not recorded ok.
 Training points run in a fresh worker process each (`Job.fresh_process`, for the RSS method).
 """
 
@@ -150,7 +152,7 @@ def predicted_over_budget(shorter: tuple[int, float] | None, job: Job) -> str | 
     return (
         f"predicted over the per-point time budget of {job.budget_s:g} s: {seconds:.1f} s at "
         f"{field}={length}, so at least {predicted:.0f} s at {point_length(job.spec)} "
-        f"(linear growth); not run"
+        f"(linear growth); not run (--budget-s raises the budget)"
     )
 
 
@@ -196,17 +198,17 @@ def run_sweep(
                         continue
                     job = queue.popleft()
                     if key in ended:
-                        reason = f"skipped: a shorter point of this series ended {ended[key]}"
+                        reason = f"a shorter point of this series {ended[key]}; not run"
                     else:
                         reason = predicted_over_budget(shorter.get(key), job)
                     if reason is None:
                         wave.append((key, job))
                         continue
                     progress.started(job)
-                    record = failed_record(job, reason)
+                    record = failed_record(job, reason, "skipped")
                     finish(out_dir, job, record, progress, result)
                     records[job.run_id] = record
-                    ended.setdefault(key, "failed")
+                    ended.setdefault(key, "was skipped")
                 keys = {job.run_id: key for key, job in wave}
                 for job, record in launcher.run([job for _, job in wave], progress.started):
                     finish(out_dir, job, record, progress, result, launcher)
@@ -214,7 +216,7 @@ def run_sweep(
                     if record["status"] == "ok":
                         shorter[keys[job.run_id]] = _length_and_time(record)
                     else:
-                        ended[keys[job.run_id]] = record["status"]
+                        ended[keys[job.run_id]] = f"ended {record['status']}"
         finally:
             progress.close()
     return [records[run_id] for run_id in wanted if run_id in records], result

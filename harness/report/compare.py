@@ -102,6 +102,18 @@ class Comparison:
     status_changes: list[str]  # configurations whose ok-seed count differs
     matched: int
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # files not read, with why
+    # torch threads the matched records ran with, per side (`environment.torch_threads`)
+    threads: dict[str, list[int]] = field(default_factory=lambda: {"a": [], "b": []})
+
+    def threads_note(self) -> str | None:
+        """One line when the two sides ran with different torch threads: what it can explain."""
+        if not self.threads["a"] or not self.threads["b"] or self.threads["a"] == self.threads["b"]:
+            return None
+        a, b = (", ".join(map(str, self.threads[side])) for side in ("a", "b"))
+        return (
+            f"note: A ran with {a} torch thread(s), B with {b}: float results can differ in "
+            "their last bits where torch splits an op between threads (docs/harness.md, Threads)"
+        )
 
 
 def config_key(record: dict[str, Any], ignore: Iterable[str]) -> str:
@@ -144,6 +156,7 @@ def compare(
                 continue  # the profiler's fit records are derived from points, not measured
             groups[config_key(record, ignore)][side].append(record)
     deltas, only_a, only_b, changes, matched = [], [], [], [], 0
+    threads: dict[str, set[int]] = {"a": set(), "b": set()}
     for sides in groups.values():
         first = (sides["a"] or sides["b"])[0]
         what = spec_label({k: v for k, v in first["spec"].items() if k != "seed"}, first["kind"])
@@ -153,6 +166,8 @@ def compare(
             (only_a if sides["a"] else only_b).append(what)
             continue
         matched += 1
+        for side, ok in (("a", ok_a), ("b", ok_b)):
+            threads[side].update(_threads_of(ok))
         if len(ok_a) != len(sides["a"]) or len(ok_b) != len(sides["b"]):
             changes.append(
                 f"{what}: ok {len(ok_a)}/{len(sides['a'])} in A, {len(ok_b)}/{len(sides['b'])} in B"
@@ -160,7 +175,16 @@ def compare(
         deltas += config_deltas(first["kind"], what, ok_a, ok_b, every_metric)
     deltas.sort(key=lambda d: (not d.flagged, d.kind, d.what, d.metric))
     skipped = scans["a"].skipped + scans["b"].skipped
-    return Comparison(deltas, sorted(only_a), sorted(only_b), sorted(changes), matched, skipped)
+    used = {side: sorted(values) for side, values in threads.items()}
+    return Comparison(
+        deltas, sorted(only_a), sorted(only_b), sorted(changes), matched, skipped, used
+    )
+
+
+def _threads_of(records: list[dict[str, Any]]) -> set[int]:
+    """The torch threads recorded by `records` (records of other writers may lack them)."""
+    values = ((r.get("environment") or {}).get("torch_threads") for r in records)
+    return {v for v in values if isinstance(v, int) and not isinstance(v, bool)}
 
 
 def check_ignored(ignore: tuple[str, ...], records: list[dict[str, Any]]) -> None:

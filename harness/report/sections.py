@@ -46,28 +46,39 @@ def claims_section(data: ReportData) -> Section:
 
 
 def failures_section(data: ReportData) -> Section:
-    bad = [r for r in data.records if r["status"] != "ok"]
-    if not bad:
+    """Every record not ok; profile points skipped for their budget (never run) apart."""
+    bad = [r for r in data.records if r["status"] not in ("ok", "skipped")]
+    skipped = [r for r in data.records if r["status"] == "skipped"]
+    if not bad and not skipped:
         return Section("Failures", [Paragraph(f"All {len(data.records)} records are ok.")])
-    rows = [
-        [
-            r["run_id"],
-            r["kind"],
-            spec_label(r["spec"], r["kind"]),
-            r["status"],
-            (r.get("reason") or "(no reason recorded)")[:REASON_LIMIT],
-        ]
-        for r in sorted(
-            bad, key=lambda r: (r["kind"], r["status"], spec_label(r["spec"], r["kind"]))
-        )
-    ]
-    return Section(
-        "Failures",
-        [
+    parts: list = []
+    if bad:
+        parts.append(
             Table(
                 ["run id", "kind", "what", "status", "reason"],
-                rows,
+                [[*_described(r)[:3], r["status"], _described(r)[3]] for r in _sorted(bad)],
                 f"{len(bad)} of {len(data.records)} records are not ok",
             )
-        ],
-    )
+        )
+    else:
+        parts.append(Paragraph(f"No record of {len(data.records)} failed."))
+    if skipped:
+        parts.append(
+            Table(
+                ["run id", "kind", "what", "reason"],
+                [_described(r) for r in _sorted(skipped)],
+                f"{len(skipped)} profile points were skipped, not run (no failure: their time "
+                "budget, or a shorter point of their series, stopped them)",
+            )
+        )
+    return Section("Failures", parts)
+
+
+def _sorted(records: list[dict]) -> list[dict]:
+    return sorted(records, key=lambda r: (r["kind"], r["status"], spec_label(r["spec"], r["kind"])))
+
+
+def _described(record: dict) -> list[str]:
+    """run id, kind, what it was, and its reason (cut to REASON_LIMIT)."""
+    reason = (record.get("reason") or "(no reason recorded)")[:REASON_LIMIT]
+    return [record["run_id"], record["kind"], spec_label(record["spec"], record["kind"]), reason]

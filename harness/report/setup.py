@@ -23,6 +23,7 @@ ENVIRONMENT_FIELDS = (
     ("cpu", "CPU"),
     ("cpu_count", "CPU cores"),
     ("torch_threads", "torch threads"),
+    ("mkl_cbwr", "MKL_CBWR (thread-independent products)"),
     ("platform", "platform"),
     ("python", "Python"),
     ("torch", "torch"),
@@ -70,7 +71,10 @@ def status_table(records: list[dict[str, Any]]) -> Table:
         per = [counts.get((kind, s), 0) for s in STATUSES]
         rows.append([kind, *map(str, per), str(sum(per))])
     return Table(
-        ["records", *STATUSES, "total"], rows, "Records by kind and status", [False] + [True] * 5
+        ["records", *STATUSES, "total"],
+        rows,
+        "Records by kind and status",
+        [False] + [True] * (len(STATUSES) + 1),
     )
 
 
