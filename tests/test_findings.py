@@ -330,6 +330,8 @@ def test_paper_suites_cover_every_finding(name):
     for finding in FINDINGS:
         assert any(t in tasks for t in finding.tasks.names), (finding.name, tasks)
     assert {s.seed for s in specs} >= {0, 1, 2}
+    identities = [s.identity() for s in specs]
+    assert len(identities) == len({repr(i) for i in identities}), "a grid repeats runs"
 
 
 def test_based_and_delta_rule_orderings(tmp_path):
