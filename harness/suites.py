@@ -6,7 +6,10 @@
     steps = 400
     d_model = 64
 
-    [by_arch.lru]           # fields for one architecture, over the defaults (grids still win)
+    [by_task.mqar]          # fields for one task, over the defaults
+    lr = [1e-3, 3e-3]
+
+    [by_arch.lru]           # fields for one architecture, over by_task (grids still win)
     lr = 1e-3
 
     [[grid]]                # one cartesian product; a suite is the union of its grids
@@ -16,8 +19,8 @@
     seed = [0, 1]
 
 `eval_lengths` is a list by nature: a plain list of integers is one value (a list of lists is
-an axis). `knobs` and `overrides` tables merge key by key (defaults, then by_arch, then the
-grid). Unknown keys anywhere are an error naming the file and the grid (docs/harness.md).
+an axis). `knobs` and `overrides` tables merge key by key (defaults, then by_task, then by_arch,
+then the grid). Unknown keys anywhere are an error naming the file and the grid (docs/harness.md).
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-TOP_LEVEL_KEYS = ("description", "defaults", "by_arch", "grid")
+TOP_LEVEL_KEYS = ("description", "defaults", "by_task", "by_arch", "grid")
+BY_TABLES = ("task", "arch")  # [by_task.NAME], [by_arch.NAME]: fields for one task / architecture
 TABLE_FIELDS = ("knobs", "test_knobs", "overrides")
 
 
@@ -110,15 +114,14 @@ def expand(data: dict[str, Any], where: str) -> list[RunSpec]:
                 f"{where}: unknown top-level key {key!r}{hint} (use [defaults], [[grid]])"
             )
     defaults = data.get("defaults", {})
-    by_arch = data.get("by_arch", {})
-    grids = data.get("grid", [])
     if not isinstance(defaults, dict):
         raise UserError(f"{where}: [defaults] must be a table")
-    check_by_arch(by_arch, where)
+    by = {field: by_table(data, field, where) for field in BY_TABLES}
+    grids = data.get("grid", [])
     if not isinstance(grids, list) or not grids:
         raise UserError(f"{where}: no [[grid]] tables: a suite needs at least one grid")
     specs: list[RunSpec] = []
-    used: set[str] = set()
+    used: dict[str, set[str]] = {field: set() for field in BY_TABLES}
     for i, grid in enumerate(grids, start=1):
         if not isinstance(grid, dict):
             raise UserError(f"{where}: grid {i} must be a table")
@@ -126,28 +129,51 @@ def expand(data: dict[str, Any], where: str) -> list[RunSpec]:
         archs = grid.get("arch", defaults.get("arch"))
         if archs == []:
             raise UserError(f"{grid_where}: arch is an empty list (an axis needs values)")
+        tasks = grid.get("task", defaults.get("task"))
         for arch in archs if isinstance(archs, list) else [archs]:
-            named = isinstance(arch, str)
-            if named:
-                used.add(arch)
-            base = merge(defaults, by_arch.get(arch, {}) if named else {})
-            entry = {**merge(base, grid), "arch": arch} if arch is not None else merge(base, grid)
-            for point in grid_points(entry, grid_where):
-                specs.append(RunSpec.from_dict(point, grid_where))
-    for arch in by_arch:
-        if arch not in used:
-            hint = did_you_mean(arch, sorted(used))
-            raise UserError(f"{where}: [by_arch.{arch}] matches no architecture of the suite{hint}")
+            for task in tasks if isinstance(tasks, list) and tasks else [tasks]:
+                chosen = {"arch": arch, "task": task}
+                entry = merge(layered(defaults, by, chosen, used), grid)
+                entry.update({k: v for k, v in chosen.items() if v is not None})
+                for point in grid_points(entry, grid_where):
+                    specs.append(RunSpec.from_dict(point, grid_where))
+    for field in BY_TABLES:
+        for name in by[field]:
+            if name not in used[field]:
+                hint = did_you_mean(name, sorted(used[field]))
+                raise UserError(
+                    f"{where}: [by_{field}.{name}] matches no {field} of the suite{hint}"
+                )
     return specs
 
 
-def check_by_arch(by_arch: Any, where: str) -> None:
-    """[by_arch.NAME] tables: RunSpec fields for one architecture (not `arch` itself)."""
-    if not isinstance(by_arch, dict) or not all(isinstance(v, dict) for v in by_arch.values()):
-        raise UserError(f"{where}: [by_arch] must hold one table per architecture")
-    for arch, fields in by_arch.items():
-        if "arch" in fields:
-            raise UserError(f"{where}: [by_arch.{arch}] cannot set arch")
+def layered(
+    defaults: dict[str, Any],
+    by: dict[str, dict[str, dict[str, Any]]],
+    chosen: dict[str, Any],
+    used: dict[str, set[str]],
+) -> dict[str, Any]:
+    """The defaults with the run's [by_task.<task>] then [by_arch.<arch>] merged over them
+    (marking each table as used, so a table naming nothing in the suite is an error)."""
+    base = defaults
+    for field in BY_TABLES:
+        name = chosen[field]
+        if isinstance(name, str):
+            used[field].add(name)
+            base = merge(base, by[field].get(name, {}))
+    return base
+
+
+def by_table(data: dict[str, Any], field: str, where: str) -> dict[str, dict[str, Any]]:
+    """[by_task.NAME] / [by_arch.NAME]: RunSpec fields for one task or architecture (not the
+    field that selects them: a by_task table cannot set task, nor a by_arch table arch)."""
+    tables = data.get(f"by_{field}", {})
+    if not isinstance(tables, dict) or not all(isinstance(v, dict) for v in tables.values()):
+        raise UserError(f"{where}: [by_{field}] must hold one table per {field}")
+    for name, fields in tables.items():
+        if field in fields:
+            raise UserError(f"{where}: [by_{field}.{name}] cannot set {field}")
+    return tables
 
 
 def merge(defaults: dict[str, Any], grid: dict[str, Any]) -> dict[str, Any]:

@@ -81,6 +81,36 @@ steps = 9
     assert sorted(s.steps for s in gqa) == [5, 5, 9]  # the second grid's steps win
 
 
+def test_by_task_applies_under_by_arch_and_grids(tmp_path: Path) -> None:
+    """Precedence: defaults < [by_task.<task>] < [by_arch.<arch>] < the grid; a by_task list is
+    an axis, and a task axis in a grid picks each task's table."""
+    path = write(
+        tmp_path,
+        f"""
+[defaults]
+steps = 3
+[by_task."{ECHO}"]
+lr = [0.01, 0.02]
+steps = 7
+[by_arch.gqa]
+lr = 0.5
+[[grid]]
+arch = ["mha", "gqa"]
+task = ["{ECHO}", "mqar"]
+[[grid]]
+arch = "mha"
+task = "{ECHO}"
+steps = 9
+""",
+    )
+    specs = load_file(path).specs
+    echo_mha = sorted((s.lr, s.steps) for s in specs if s.task == ECHO and s.arch == "mha")
+    assert echo_mha == [(0.01, 7), (0.01, 9), (0.02, 7), (0.02, 9)]
+    assert [(s.lr, s.steps) for s in specs if s.task == ECHO and s.arch == "gqa"] == [(0.5, 7)]
+    assert sorted(s.lr for s in specs if s.task == "mqar") == [1e-3, 0.5]  # no by_task table
+    assert all(s.steps == 3 for s in specs if s.task == "mqar")
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
@@ -94,6 +124,9 @@ steps = 9
         ("[[grid]\narch='mha'\n", "mine.toml: invalid TOML"),
         ("[by_arch.lruu]\nlr=1\n[[grid]]\narch='lru'\ntask='x'\n", "did you mean 'lru'"),
         ("[by_arch.mha]\narch='lru'\n[[grid]]\narch='mha'\ntask='x'\n", "cannot set arch"),
+        ("[by_task.mqr]\nlr=1\n[[grid]]\narch='mha'\ntask='mqar'\n", "did you mean 'mqar'"),
+        ("[by_task.x]\ntask='y'\n[[grid]]\narch='mha'\ntask='x'\n", "cannot set task"),
+        ("by_task=3\n[[grid]]\narch='mha'\ntask='x'\n", r"\[by_task\] must hold"),
     ],
 )
 def test_bad_suite_files_fail_in_one_line(tmp_path: Path, text: str, fragment: str) -> None:
