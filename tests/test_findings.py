@@ -138,14 +138,21 @@ def test_selective_copy_is_judged_where_the_lru_state_overflows(tmp_path):
 def test_a_model_missing_from_a_point_the_reference_solves_is_not_judged_there(tmp_path):
     """A sweep still running (or a failed run) leaves the LRU without the 128-token point:
     it is judged at the points it has, and with none in common it reads inconclusive."""
-    records = [r for r in selective(0.99, 0.3)
-               if not (r["spec"]["arch"] == "lru" and r["spec"]["seq_len"] == 128)]
+    records = [
+        r
+        for r in selective(0.99, 0.3)
+        if not (r["spec"]["arch"] == "lru" and r["spec"]["seq_len"] == 128)
+    ]
     result = verdicts(tmp_path, records)["mamba-selective-copy"]
     assert result.verdict == SUPPORTED, result.settings  # judged at 64 tokens
-    only_long = [r for r in selective(0.99, 0.3)
-                 if not (r["spec"]["arch"] == "lru" and r["spec"]["seq_len"] == 64)]
-    only_long = [r for r in only_long
-                 if not (r["spec"]["arch"] == "mamba" and r["spec"]["seq_len"] == 128)]
+    only_long = [
+        r
+        for r in selective(0.99, 0.3)
+        if not (r["spec"]["arch"] == "lru" and r["spec"]["seq_len"] == 64)
+    ]
+    only_long = [
+        r for r in only_long if not (r["spec"]["arch"] == "mamba" and r["spec"]["seq_len"] == 128)
+    ]
     found = verdicts(tmp_path / "apart", only_long)["mamba-selective-copy"]
     assert found.verdict == INCONCLUSIVE
     assert "lru has no runs at a point mamba solves" in found.settings[0].observed
@@ -271,6 +278,28 @@ def test_zoology_reads_the_curve_where_attention_solves(tmp_path):
     assert "lru 4 pairs: 0.30" in observed
 
 
+def test_zoology_reads_each_configuration_at_its_picked_lr(tmp_path):
+    """Zoology's protocol (the paper suite's [by_task.mqar] lr sweep): a model stuck on one
+    seed at one lr is read at the lr whose mean validation accuracy is best, per point."""
+    grid = mqar_grid({"mha": (1.0, 1.0), "lru": (0.3, 0.25), "mamba": (1.0, 1.0)})
+    stuck = [
+        r for r in grid if r["spec"]["arch"] == "mamba" and r["spec"]["knobs"]["num_pairs"] == 8
+    ]
+    for r in stuck:  # at lr 1e-3 seed 2 never leaves the plateau
+        if r["spec"]["seed"] == 2:
+            r["metrics"]["test"]["64"]["accuracy"] = 0.3
+            r["metrics"]["val"]["accuracy"] = r["metrics"]["val_curve"][-1]["accuracy"] = 0.3
+    one_lr = verdicts(tmp_path / "one", grid)["zoology-mqar"]
+    assert one_lr.verdict == INCONCLUSIVE, one_lr.settings
+    solved = [
+        record("mamba", "mqar", 0.99, seed=s, knobs=r["spec"]["knobs"], spec={"lr": 1e-2})
+        for s, r in enumerate(stuck)
+    ]
+    swept = verdicts(tmp_path / "swept", grid + solved)["zoology-mqar"]
+    assert swept.verdict == SUPPORTED, swept.settings
+    assert "not at the paper's condition for mamba" in swept.settings[0].observed
+
+
 def test_zoology_with_every_model_holding_the_pairs_is_inconclusive(tmp_path):
     grid = {"mha@h4": (1.0, 1.0), "mamba": (1.0, 0.98)}  # attention run with 4 heads counts
     result = verdicts(tmp_path, mqar_grid(grid))["zoology-mqar"]
@@ -332,6 +361,12 @@ def test_paper_suites_cover_every_finding(name):
     assert {s.seed for s in specs} >= {0, 1, 2}
     identities = [s.identity() for s in specs]
     assert len(identities) == len({repr(i) for i in identities}), "a grid repeats runs"
+    if name == "paper":  # Zoology's protocol: every MQAR configuration at three lrs
+        lrs = {(s.arch, repr(s.overrides), repr(s.knobs), s.seed): set() for s in specs}
+        for s in specs:
+            lrs[(s.arch, repr(s.overrides), repr(s.knobs), s.seed)].add(s.lr)
+        mqar = {k: v for k, v in lrs.items() if "num_pairs" in k[2]}
+        assert mqar and all(v == {1e-3, 3e-3, 1e-2} for v in mqar.values())
 
 
 def test_based_and_delta_rule_orderings(tmp_path):
