@@ -42,7 +42,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 TOP_LEVEL_KEYS = ("description", "defaults", "by_task", "by_arch", "grid")
-BY_TABLES = ("task", "arch")  # [by_task.NAME], [by_arch.NAME]: fields for one task / architecture
+# [by_task.NAME], [by_arch.NAME]: fields for one task / architecture (the word errors use)
+BY_TABLES = {"task": "task", "arch": "architecture"}
 TABLE_FIELDS = ("knobs", "test_knobs", "overrides")
 
 
@@ -142,7 +143,7 @@ def expand(data: dict[str, Any], where: str) -> list[RunSpec]:
             if name not in used[field]:
                 hint = did_you_mean(name, sorted(used[field]))
                 raise UserError(
-                    f"{where}: [by_{field}.{name}] matches no {field} of the suite{hint}"
+                    f"{where}: [by_{field}.{name}] matches no {BY_TABLES[field]} of the suite{hint}"
                 )
     return specs
 
@@ -169,7 +170,7 @@ def by_table(data: dict[str, Any], field: str, where: str) -> dict[str, dict[str
     field that selects them: a by_task table cannot set task, nor a by_arch table arch)."""
     tables = data.get(f"by_{field}", {})
     if not isinstance(tables, dict) or not all(isinstance(v, dict) for v in tables.values()):
-        raise UserError(f"{where}: [by_{field}] must hold one table per {field}")
+        raise UserError(f"{where}: [by_{field}] must hold one table per {BY_TABLES[field]}")
     for name, fields in tables.items():
         if field in fields:
             raise UserError(f"{where}: [by_{field}.{name}] cannot set {field}")
