@@ -175,9 +175,13 @@ def test_a_calibrated_budget_judges_a_run_that_was_still_improving(tmp_path):
     full = {"budget": "calibrated", "reference_steps": 120, "steps": 400}
     result = verdicts(tmp_path / "full", selective(0.99, 0.3, rising=True, spec=full))
     assert result["mamba-selective-copy"].verdict == SUPPORTED
+    assert "3x the reference's 120 steps)" in result["mamba-selective-copy"].budget
     cut = {"budget": "calibrated", "reference_steps": 200, "steps": 400}  # capped below 3x
     result = verdicts(tmp_path / "cut", selective(0.99, 0.3, rising=True, spec=cut))
     assert result["mamba-selective-copy"].verdict == BUDGET
+    assert "3x the reference's 200 steps, cut by the 400-step cap" in (
+        result["mamba-selective-copy"].budget
+    )
 
 
 def test_findings_about_absent_architectures_read_not_measured(tmp_path):

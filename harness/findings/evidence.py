@@ -60,7 +60,9 @@ class Config:
 
     def budget(self) -> str:
         """ "400 steps × 1024 tokens", and for a calibrated budget what it was calibrated on:
-        "3x the reference's 300 steps"."""
+        "3x the reference's 300 steps", or "3x the reference's 200 steps, cut by the 400-step
+        cap" when the cap, not the multiple, ended the runs (their verdict then waits on
+        budget)."""
         text = f"{self.steps} steps × {self.batch_tokens} tokens"
         specs = [self.records[r]["spec"] for r in self.rows["run_id"] if r in self.records]
         if specs and all(s.get("budget") == "reference" for s in specs):
@@ -69,7 +71,10 @@ class Config:
         if refs and refs != [None]:
             multiple = specs[0].get("budget_multiple", 3.0)
             steps = "/".join("unsolved" if r is None else str(r) for r in refs)
-            text += f" ({multiple:g}x the reference's {steps} steps)"
+            known = [r for r in refs if r is not None]
+            cut = known and self.steps < multiple * max(known)
+            cap = f", cut by the {self.steps}-step cap" if cut else ""
+            text += f" ({multiple:g}x the reference's {steps} steps{cap})"
         return text
 
     def test(self, run_id: str, length: int) -> dict[str, Any]:
