@@ -71,8 +71,11 @@ class Config:
         if refs and refs != [None]:
             multiple = specs[0].get("budget_multiple", 3.0)
             steps = "/".join("unsolved" if r is None else str(r) for r in refs)
-            known = [r for r in refs if r is not None]
-            cut = known and self.steps < multiple * max(known)
+            cut = any(
+                s.get("reference_steps") is not None and not full_multiple(s)
+                for s in specs
+                if s.get("budget") == "calibrated"
+            )
             cap = f", cut by the {self.steps}-step cap" if cut else ""
             text += f" ({multiple:g}x the reference's {steps} steps{cap})"
         return text
