@@ -373,6 +373,24 @@ def test_paper_suites_cover_every_finding(name):
         assert mqar and all(v == {1e-3, 3e-3, 1e-2} for v in mqar.values())
 
 
+def test_paper_suite_measures_memorisation_at_two_widths_with_room():
+    """moe-memorization needs two settings (widths), each with the MoE and the dense model on
+    the same map sizes, and the dense model's cap must let it train its whole 3x of the MoE's
+    cap, or a dense model still climbing at its cap reads "inconclusive: budget"."""
+    from seqbench.harness.suites import load_builtin
+
+    specs = [s for s in load_builtin("paper").specs if s.task == "memorization"]
+    widths = {s.d_model for s in specs}
+    assert len(widths) >= 2, widths
+    for width in widths:
+        at = [s for s in specs if s.d_model == width]
+        sizes = {a: {s.knobs["vocab_size"] for s in at if s.arch == a} for a in ("mha-moe", "mha")}
+        assert sizes["mha-moe"] and sizes["mha-moe"] == sizes["mha"], (width, sizes)
+        moe_cap = max(s.steps for s in at if s.arch == "mha-moe")
+        dense = [s for s in at if s.arch == "mha"]
+        assert all(s.steps >= 3 * moe_cap for s in dense), (width, moe_cap)
+
+
 def test_based_and_delta_rule_orderings(tmp_path):
     grid = {"mha": (1.0, 1.0), "based": (0.97, 0.96), "hyena": (0.5, 0.4),
             "deltanet": (1.0, 0.98), "gla": (0.99, 0.97), "retnet": (0.6, 0.5)}  # fmt: skip
