@@ -16,12 +16,17 @@ an early stop and "solved" in a verdict are the same test:
   it has not done yet, so findings judged on it read "inconclusive: budget". The loss matters
   on plateau-then-jump curves (MQAR, induction): the accuracy sits flat at "one of the values
   in context" while the loss keeps falling towards the jump.
+- **collapsed**: the final validation accuracy is more than `COLLAPSE_DROP` below the best the
+  run reached. The record's test accuracy is the final model's, so a run that learnt the task
+  and then lost it (an MoE's routing flipping late in training, a loss spike) reads like one
+  that never learnt it; the report names such seeds so the reader sees which it was.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 SOLVED = 0.99
@@ -30,6 +35,7 @@ IMPROVING_MIN_GAIN = 0.02  # two points of accuracy: above validation noise at >
 IMPROVING_WINDOW = 0.75  # compare the end with the best up to 75% of the steps run
 IMPROVING_LOSS_DROP = 0.05  # 5% lower loss in the last quarter: still learning, flat accuracy
 MIN_CHECKS = 4  # fewer validation checks than this cannot show a plateau
+COLLAPSE_DROP = 0.10  # the findings' "far" margin: a loss that large is not validation noise
 
 Curve = Sequence[dict[str, Any]]
 
@@ -77,15 +83,49 @@ def still_improving(curve: Curve) -> bool:
     return bool(losses) and _finite(last) and last < (1 - IMPROVING_LOSS_DROP) * min(losses)
 
 
+@dataclass(frozen=True)
+class Collapse:
+    """A run that lost what it had learnt: its best check, the first check after it more than
+    `COLLAPSE_DROP` lower, and the final accuracy."""
+
+    best: float
+    best_step: int
+    fell_at: int
+    final: float
+
+    def describe(self) -> str:
+        return (
+            f"val {self.best:.3f} at step {self.best_step}, "
+            f"{self.final:.3f} at the end (fell at step {self.fell_at})"
+        )
+
+
+def collapse(curve: Curve) -> Collapse | None:
+    """The collapse of `curve` (module docstring), or None when it ends near its best."""
+    points = [p for p in curve if p.get("accuracy") is not None]
+    if not points:
+        return None
+    best = max(points, key=lambda p: float(p["accuracy"]))  # the first check at the best
+    final = float(points[-1]["accuracy"])
+    floor = float(best["accuracy"]) - COLLAPSE_DROP
+    if final >= floor:
+        return None
+    after = points[points.index(best) + 1 :]
+    fell = next(p for p in after if float(p["accuracy"]) < floor)
+    return Collapse(float(best["accuracy"]), int(best["step"]), int(fell["step"]), final)
+
+
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def protocol_metrics(curve: Curve) -> dict[str, Any]:
-    """What a run record keeps about its learning: thresholds, solved, still improving."""
+    """What a run record keeps about its learning: thresholds, solved, still improving,
+    collapsed."""
     final = curve[-1].get("accuracy") if curve else None
     return {
         "steps_to": steps_to_thresholds(curve),
         "solved": is_solved(final),
         "still_improving": still_improving(curve),
+        "collapsed": collapse(curve) is not None,
     }

@@ -476,6 +476,25 @@ def test_moe_is_judged_below_the_dense_ceiling(tmp_path):
     assert "memorises no map size" in result.settings[0].observed
 
 
+def test_a_seed_that_collapsed_late_is_named_beside_the_verdict(tmp_path):
+    records = []
+    for width in (32, 48):
+        knobs, spec = {"vocab_size": 2048}, {"d_model": width}
+        records += seeds("mha", "memorization", 0.5, knobs=knobs, spec=spec)
+        records += seeds("mha-moe", "memorization", 0.98, knobs=knobs, spec=spec)
+    moe = next(r for r in records if r["spec"]["arch"] == "mha-moe" and r["spec"]["seed"] == 0)
+    moe["metrics"]["val_curve"].append({"step": 480, "tokens": 480 * 1024, "accuracy": 0.04})
+    moe["metrics"]["test"]["64"]["accuracy"] = 0.04
+    result = verdicts(tmp_path, records)["moe-memorization"]
+    assert result.verdict != SUPPORTED  # the final model is judged: seed 0 forgot the map
+    assert result.collapsed.count("mha-moe seed 0:") == 1
+    assert "val 0.980 at step 240, 0.040 at the end (fell at step 480)" in result.collapsed
+    assert invoke(["report", str(tmp_path)]).exit_code == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "collapsed late (the final model is judged): mha-moe seed 0" in text
+    assert "| collapsed |" in text  # the sample-efficiency table's column
+
+
 def test_mqar_without_a_pair_count_knob_reads_not_measured(tmp_path):
     """Runs that never set num_pairs (the task default) give the pairs finding one pair count:
     not measured, not a crash."""

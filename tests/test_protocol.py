@@ -6,7 +6,13 @@ import math
 
 import pytest
 
-from seqbench.harness.protocol import protocol_metrics, steps_to, still_improving
+from seqbench.harness.protocol import (
+    COLLAPSE_DROP,
+    collapse,
+    protocol_metrics,
+    steps_to,
+    still_improving,
+)
 from seqbench.harness.report.intervals import accuracy_ci, empirical_logit, wilson
 
 
@@ -33,6 +39,19 @@ def test_still_improving_tells_has_not_yet_from_plateau():
     assert not still_improving(curve(0.3, 0.5, 0.9, 0.995))  # solved
     assert still_improving(curve(0.2, 0.3))  # too few checks to show a plateau
     assert not still_improving([])
+
+
+def test_collapse_names_a_run_that_lost_what_it_had_learnt():
+    fell = collapse(curve(0.3, 0.9, 0.985, 0.985, 0.979, 0.937, 0.006, 0.036))
+    assert fell is not None
+    assert (fell.best, fell.best_step, fell.fell_at, fell.final) == (0.985, 300, 700, 0.036)
+    assert "0.985 at step 300" in fell.describe() and "fell at step 700" in fell.describe()
+    assert protocol_metrics(curve(0.3, 0.9, 0.985, 0.036))["collapsed"]
+    # Noise around a plateau, or a dip it recovers from, is not a collapse.
+    assert collapse(curve(0.3, 0.9, 0.95, 0.95 - COLLAPSE_DROP / 2)) is None
+    assert collapse(curve(0.3, 0.9, 0.4, 0.91)) is None
+    assert collapse(curve(0.1, 0.2, 0.3)) is None and collapse([]) is None
+    assert not protocol_metrics(curve(0.3, 0.9, 0.95))["collapsed"]
 
 
 def test_interval_lives_in_unit_range_and_widens_with_seed_spread():

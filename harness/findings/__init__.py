@@ -14,7 +14,7 @@ import pandas as pd
 
 from seqbench.harness.findings.base import Finding, Outcome
 from seqbench.harness.findings.catalog import FINDINGS
-from seqbench.harness.findings.evidence import budget_text
+from seqbench.harness.findings.evidence import budget_text, collapse_text
 from seqbench.harness.findings.rules import across_settings
 from seqbench.harness.findings.select import Evidence
 
@@ -25,6 +25,7 @@ class FindingResult:
     verdict: str
     settings: list[Outcome]
     budget: str
+    collapsed: str = ""  # seeds whose final model lost what it had learnt (protocol.collapse)
 
 
 def judge_findings(best: pd.DataFrame, records: list[dict[str, Any]]) -> list[FindingResult]:
@@ -35,8 +36,11 @@ def judge_findings(best: pd.DataFrame, records: list[dict[str, Any]]) -> list[Fi
         outcomes = finding.judge(evidence)
         verdict = across_settings([o.verdict for o in outcomes])
         settings = evidence.settings(finding.tasks)
-        budget = budget_text(c for s in settings for c in s.configs.values())
-        results.append(FindingResult(finding, verdict, outcomes, budget or "–"))
+        configs = [c for s in settings for c in s.configs.values()]
+        budget = budget_text(configs)
+        results.append(
+            FindingResult(finding, verdict, outcomes, budget or "–", collapse_text(configs))
+        )
     return results
 
 

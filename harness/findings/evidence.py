@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from seqbench.harness.calibration import full_multiple
-from seqbench.harness.protocol import steps_to, still_improving
+from seqbench.harness.protocol import Collapse, collapse, steps_to, still_improving
 from seqbench.harness.report.intervals import AccuracyCI, accuracy_ci
 
 
@@ -142,6 +142,16 @@ class Config:
         """Some ok seed was still improving when its budget ran out."""
         return any(still_improving(c) for c in self.curves())
 
+    def collapses(self) -> list[tuple[int, Collapse]]:
+        """(seed, collapse) for each ok seed whose final model lost what it had learnt."""
+        found = []
+        for run_id in self.ok["run_id"]:
+            record = self.records[run_id]
+            fell = collapse((record.get("metrics") or {}).get("val_curve") or [])
+            if fell is not None:
+                found.append((int(record["spec"].get("seed", 0)), fell))
+        return found
+
     def tokens_to(self, threshold: float) -> float:
         """Median training tokens to reach `threshold` over ok seeds (inf for a seed that never
         did, so a median over mostly-failing seeds is inf)."""
@@ -186,6 +196,14 @@ def describe(configs: Iterable[Config], length: int | None = None) -> str:
     """ "mha 0.99 [0.98, 1.00]; lru 0.21 [0.18, 0.25]" at `length` (scores as the rules read
     them)."""
     return "; ".join(f"{c.name} {c.score(length).format()}" for c in configs)
+
+
+def collapse_text(configs: Iterable[Config]) -> str:
+    """ "mha-moe seed 0: val 0.985 at step 13550, 0.036 at the end (fell at step 13700)", one
+    entry per collapsed seed ('' when none)."""
+    return "; ".join(
+        f"{c.name} seed {seed}: {fell.describe()}" for c in configs for seed, fell in c.collapses()
+    )
 
 
 def budget_text(configs: Iterable[Config]) -> str:

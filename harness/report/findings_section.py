@@ -14,7 +14,12 @@ import numpy as np
 from seqbench.harness.findings import FINDINGS, judge_findings
 from seqbench.harness.findings.base import MARGINS
 from seqbench.harness.findings.select import Evidence
-from seqbench.harness.protocol import IMPROVING_MIN_GAIN, IMPROVING_WINDOW, SOLVED
+from seqbench.harness.protocol import (
+    COLLAPSE_DROP,
+    IMPROVING_MIN_GAIN,
+    IMPROVING_WINDOW,
+    SOLVED,
+)
 from seqbench.harness.report import plotting
 from seqbench.harness.report.data import ReportData
 from seqbench.harness.report.document import Block, Bullets, Paragraph, Section, Skipped, Table
@@ -97,6 +102,8 @@ def findings_section(data: ReportData) -> Section:
             f"{o.setting}: {o.observed} → {o.verdict}" if o.setting else o.observed
             for o in result.settings
         )
+        if result.collapsed:
+            observed += f" | collapsed late (the final model is judged): {result.collapsed}"
         rows.append(
             [
                 f"{result.finding.name} ({result.finding.citation})",
@@ -120,6 +127,8 @@ def findings_section(data: ReportData) -> Section:
         "judged; 'inconclusive: budget' when a run the rule needs was still improving at the "
         f"end of its budget (not solved — validation accuracy < {SOLVED} — and its last "
         f"{1 - IMPROVING_WINDOW:.0%} of steps gained more than {IMPROVING_MIN_GAIN} accuracy); "
-        "'not measured' when the folder lacks the runs. " + METHOD
+        "'not measured' when the folder lacks the runs. A seed whose final validation accuracy "
+        f"is more than {COLLAPSE_DROP} below its best is named as collapsed: the rules read the "
+        "final model, as every record's test does. " + METHOD
     )
     return Section("Published findings", [table, policy, Paragraph("Rules:"), rules])

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from seqbench.harness.findings.select import Evidence
-from seqbench.harness.protocol import SOLVED, is_solved, still_improving
+from seqbench.harness.protocol import SOLVED, collapse, is_solved, still_improving
 from seqbench.harness.report import plotting
 from seqbench.harness.report.data import ReportData
 from seqbench.harness.report.document import Block, Paragraph, Section, Skipped, Table
@@ -32,7 +32,9 @@ def learning_section(data: ReportData, figures: Path) -> Section:
             Paragraph(
                 f"A run is solved at validation accuracy ≥ {SOLVED} and stops there (early_stop); "
                 "'still improving' marks unsolved seeds that gained in the last quarter of their "
-                "budget — what they show is a budget, not a limit of the architecture."
+                "budget — what they show is a budget, not a limit of the architecture; "
+                "'collapsed' marks seeds whose final accuracy fell far below their best (the "
+                "final model is the one tested)."
             ),
             curves_figure(settings, figures),
             efficiency_table(settings),
@@ -86,6 +88,7 @@ def efficiency_table(settings) -> Table:
                     _tokens(config.tokens_to(0.9)),
                     _tokens(config.tokens_to(0.99)),
                     f"{sum(still_improving(c) for c in curves)}/{len(curves)}",
+                    f"{sum(collapse(c) is not None for c in curves)}/{len(curves)}",
                     config.budget(),
                 ]
             )
@@ -97,12 +100,13 @@ def efficiency_table(settings) -> Table:
             "tokens to 0.9",
             "tokens to 0.99",
             "still improving",
+            "collapsed",
             "budget",
         ],
         rows,
         "Sample efficiency: median training tokens over seeds to reach validation accuracy "
         "0.9 / 0.99 ('never' when most seeds did not within the budget)",
-        [False, False, True, True, True, True, False],
+        [False, False, True, True, True, True, True, False],
     )
 
 
