@@ -35,7 +35,7 @@ IMPROVING_MIN_GAIN = 0.02  # two points of accuracy: above validation noise at >
 IMPROVING_WINDOW = 0.75  # compare the end with the best up to 75% of the steps run
 IMPROVING_LOSS_DROP = 0.05  # 5% lower loss in the last quarter: still learning, flat accuracy
 MIN_CHECKS = 4  # fewer validation checks than this cannot show a plateau
-COLLAPSE_DROP = 0.10  # the findings' "far" margin: a loss that large is not validation noise
+COLLAPSE_DROP = 0.10  # the findings' "far" margin: a drop that large is not validation noise
 
 Curve = Sequence[dict[str, Any]]
 

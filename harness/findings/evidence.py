@@ -144,13 +144,9 @@ class Config:
 
     def collapses(self) -> list[tuple[int, Collapse]]:
         """(seed, collapse) for each ok seed whose final model lost what it had learnt."""
-        found = []
-        for run_id in self.ok["run_id"]:
-            record = self.records[run_id]
-            fell = collapse((record.get("metrics") or {}).get("val_curve") or [])
-            if fell is not None:
-                found.append((int(record["spec"].get("seed", 0)), fell))
-        return found
+        seeds = [int(self.records[r]["spec"].get("seed", 0)) for r in self.ok["run_id"]]
+        falls = [collapse(c) for c in self.curves()]  # in the same order as the ok runs
+        return [(seed, fell) for seed, fell in zip(seeds, falls, strict=True) if fell]
 
     def tokens_to(self, threshold: float) -> float:
         """Median training tokens to reach `threshold` over ok seeds (inf for a seed that never
