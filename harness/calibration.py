@@ -15,7 +15,9 @@ A run's `budget` field (RunSpec) says its role:
   the most over the seeds (the reference solved on every seed within S). The sweep runs the
   references first and writes S into each calibrated spec (`reference_steps`), so the record
   carries its calibration and a changed calibration is a new run. When some reference seed
-  did not solve, S is unknown: reference_steps stays None and the run trains its cap.
+  did not solve, S is unknown: reference_steps stays None and the run trains its cap. That
+  cap is still the whole multiple when it is at least the multiple of the reference's own cap
+  (the steps the reference trained: it had no more to need), and the findings read it so.
 
 A setting is the spec without what belongs to one model or one optimisation run
 (`NOT_SETTING`): same task, knobs, lengths, width and batch.
@@ -84,12 +86,29 @@ def calibrated_steps(spec: RunSpec) -> int:
     return min(spec.steps, math.ceil(wanted / spec.eval_every) * spec.eval_every)
 
 
-def full_multiple(spec: dict[str, Any]) -> bool:
-    """A recorded spec trained the whole calibrated multiple (not cut by its cap)."""
-    ref = spec.get("reference_steps")
-    if spec.get("budget") != "calibrated" or ref is None:
+def full_multiple(spec: dict[str, Any], reference_cap: int | None = None) -> bool:
+    """A recorded spec trained the whole calibrated multiple (not cut by its cap): of S, or,
+    where some reference seed did not solve (S unknown), of `reference_cap`, the steps the
+    reference trained."""
+    if spec.get("budget") != "calibrated":
         return False
-    return spec["steps"] >= spec.get("budget_multiple", 3.0) * ref
+    ref = spec.get("reference_steps")
+    ref = reference_cap if ref is None else ref
+    return ref is not None and spec["steps"] >= spec.get("budget_multiple", 3.0) * ref
+
+
+def reference_cap(records: Iterable[dict[str, Any]], spec: dict[str, Any]) -> int | None:
+    """The most steps a recorded reference run of `spec`'s setting may train (its cap; None:
+    no reference recorded)."""
+    key = setting_key(spec)
+    caps = [
+        int(r["spec"]["steps"])
+        for r in records
+        if r.get("kind") == "run"
+        and r["spec"].get("budget") == "reference"
+        and setting_key(r["spec"]) == key
+    ]
+    return max(caps, default=None)
 
 
 def calibrate(

@@ -15,6 +15,8 @@ from seqbench.harness.findings.base import (
     NOT_MEASURED,
     SUPPORTED,
 )
+from seqbench.harness.findings.evidence import Config
+from seqbench.harness.findings.rules import gate_above
 from seqbench.harness.records import make_record, spec_hash, write_record
 from seqbench.harness.report.data import load
 from seqbench.harness.spec import RunSpec
@@ -575,3 +577,44 @@ def test_state_tracking_is_read_at_4x_with_8x_beside(tmp_path):
     assert result.verdict == SUPPORTED, result.settings
     assert "scaled accuracy at 160 tokens (4x)" in result.settings[0].observed
     assert "8x: 0.40" in result.settings[0].observed  # (0.6 - 1/3) / (2/3) on mod 3
+
+
+def memorisation_budgets(moe_rising: bool, dense_steps: int, dense_rising: bool = True):
+    """Two widths: the MoE the reference (cap 400, unsolved on a seed: no S), the dense model
+    calibrated with `dense_steps`."""
+    records = []
+    for width in (32, 48):
+        knobs = {"vocab_size": 2048}
+        ref = {"d_model": width, "budget": "reference"}
+        dense = {"d_model": width, "budget": "calibrated", "steps": dense_steps}
+        records += seeds("mha", "memorization", 0.5, knobs=knobs, spec=dense, rising=dense_rising)
+        records += seeds("mha-moe", "memorization", 0.97, knobs=knobs, spec=ref, rising=moe_rising)
+    return records
+
+
+def test_a_still_learning_upper_side_withholds_no_supported_far_above(tmp_path):
+    """The MoE still gaining at its cap can only widen its lead: supported. A dense model still
+    gaining withholds the verdict unless it trained the multiple of the MoE's whole cap (a
+    reference that did not solve on a seed leaves S unknown; 3x its cap is 3x any S within it)."""
+    found = verdicts(tmp_path / "full", memorisation_budgets(True, 1200))["moe-memorization"]
+    assert found.verdict == SUPPORTED, found.settings
+    assert "3x the 400 steps of a reference that did not solve on a seed" in found.budget
+    cut = verdicts(tmp_path / "cut", memorisation_budgets(True, 800))["moe-memorization"]
+    assert cut.verdict == BUDGET, cut.settings
+
+
+def test_gate_above_waits_on_both_sides_unless_supported(tmp_path):
+    records = memorisation_budgets(True, 800, dense_rising=False)
+    data_dir = tmp_path / "gate"
+    for r in records:
+        write_record(data_dir, r)
+    data = load(data_dir)
+    result = {r.finding.name: r for r in judge_findings(data.best, data.records)}
+    assert result["moe-memorization"].verdict == SUPPORTED  # only the MoE still learning
+    rows, by_id = data.best, {r["run_id"]: r for r in data.records}
+    moe = Config("mha-moe", rows[rows["arch"] == "mha-moe"], by_id)
+    dense = Config("mha", rows[rows["arch"] == "mha"], by_id)
+    assert moe.improving and not dense.improving
+    assert gate_above([(moe, dense)], SUPPORTED) == SUPPORTED
+    assert gate_above([(moe, dense)], CONTRADICTED) == BUDGET  # more learning could lift it
+    assert gate_above([(dense, moe)], SUPPORTED) == BUDGET  # the still-learning side is lower

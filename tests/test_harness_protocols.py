@@ -189,3 +189,19 @@ def test_the_cli_measures_a_suite_again_on_other_seeds() -> None:
     assert result.code == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if "  " in line and " lr" in line]
     assert lines and all(line.endswith(" s7") and " mqar " in line for line in lines)
+
+
+def test_a_reference_that_did_not_solve_calibrates_on_its_cap() -> None:
+    """With S unknown the follower trains its cap; that cap is the whole multiple when it is
+    at least the multiple of the steps the reference could train."""
+    from seqbench.harness.calibration import reference_cap
+
+    ref = tiny(budget="reference", steps=500).to_dict()
+    other = tiny(budget="reference", steps=900, seq_len=64).to_dict()  # another setting
+    records = [{"kind": "run", "spec": s} for s in (ref, other)]
+    follower = tiny(arch="lru", budget="calibrated", steps=1500, reference_steps=None).to_dict()
+    assert reference_cap(records, follower) == 500
+    assert full_multiple(follower, reference_cap(records, follower))
+    assert not full_multiple(follower)  # without the reference's records: unknown
+    short = follower | {"steps": 1400}
+    assert not full_multiple(short, reference_cap(records, short))

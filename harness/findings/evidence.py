@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from seqbench.harness.calibration import full_multiple
+from seqbench.harness.calibration import full_multiple, reference_cap
 from seqbench.harness.protocol import Collapse, collapse, steps_to, still_improving
 from seqbench.harness.report.intervals import AccuracyCI, accuracy_ci
 
@@ -67,18 +67,24 @@ class Config:
         specs = [self.records[r]["spec"] for r in self.rows["run_id"] if r in self.records]
         if specs and all(s.get("budget") == "reference" for s in specs):
             return f"≤ {text} (reference: until solved)"
-        refs = sorted({s.get("reference_steps") for s in specs if s.get("budget") == "calibrated"})
+        calibrated = [s for s in specs if s.get("budget") == "calibrated"]
+        refs = sorted({s.get("reference_steps") for s in calibrated}, key=lambda r: r or 0)
         if refs and refs != [None]:
             multiple = specs[0].get("budget_multiple", 3.0)
             steps = "/".join("unsolved" if r is None else str(r) for r in refs)
             cut = any(
-                s.get("reference_steps") is not None and not full_multiple(s)
-                for s in specs
-                if s.get("budget") == "calibrated"
+                s.get("reference_steps") is not None and not full_multiple(s) for s in calibrated
             )
             cap = f", cut by the {self.steps}-step cap" if cut else ""
             text += f" ({multiple:g}x the reference's {steps} steps{cap})"
+        elif refs and self.calibrated:
+            cap = max(self._reference_cap(s) or 0 for s in calibrated)
+            multiple = specs[0].get("budget_multiple", 3.0)
+            text += f" ({multiple:g}x the {cap} steps of a reference that did not solve on a seed)"
         return text
+
+    def _reference_cap(self, spec: dict[str, Any]) -> int | None:
+        return reference_cap(self.records.values(), spec)
 
     def test(self, run_id: str, length: int) -> dict[str, Any]:
         test = (self.records[run_id].get("metrics") or {}).get("test") or {}
@@ -119,7 +125,9 @@ class Config:
         """Every ok seed trained the whole calibrated multiple of its reference's steps
         (harness/calibration.py): its budget is the protocol's, whatever its curve."""
         specs = [self.records[r]["spec"] for r in self.ok["run_id"]]
-        return bool(specs) and all(full_multiple(s) for s in specs)
+        return bool(specs) and all(
+            full_multiple(s) or full_multiple(s, self._reference_cap(s)) for s in specs
+        )
 
     def lengths(self) -> list[int]:
         """Every length some ok seed was tested at (measured or recorded oom)."""

@@ -47,7 +47,7 @@ from seqbench.harness.findings.curves import (
 )
 from seqbench.harness.findings.evidence import Config
 from seqbench.harness.findings.judge_recall import ATTENTION, FIXED_STATE
-from seqbench.harness.findings.rules import above, at_least, below, combine, gate
+from seqbench.harness.findings.rules import above, at_least, below, combine, gate, gate_above
 from seqbench.harness.findings.select import Evidence, missing
 
 SELECTIVE_COPY = TaskSelector(("copying", "selective"), (), ("selective_copy",))
@@ -213,7 +213,6 @@ def judge_moe(evidence: Evidence) -> list[Outcome]:
             outcomes.append(not_at_condition(setting.label, [moe, dense], observed, why))
             continue
         pairs = [(at(moe_curve, v), at(dense_curve, v)) for v in room]
-        configs = [c for pair in pairs for c in pair]
         sizes = ", ".join(str(v) for v in room)
         active = ", ".join(
             f"{at(moe_curve, v).active_params():,.0f} vs {at(dense_curve, v).active_params():,.0f}"
@@ -224,5 +223,5 @@ def judge_moe(evidence: Evidence) -> list[Outcome]:
             f"active params {active})"
         )
         parts = [above(m, d) for m, d in pairs]
-        outcomes.append(Outcome(gate(configs, combine(parts)), observed, setting.label))
+        outcomes.append(Outcome(gate_above(pairs, combine(parts)), observed, setting.label))
     return outcomes

@@ -26,6 +26,8 @@ at the end of its budget, whatever the intervals say: a verdict is never drawn f
 that had not finished learning — unless its budget was calibrated (harness/calibration.py):
 a run that trained the whole multiple of what the setting's reference needed to solve has had
 the protocol's budget, and "not learnt within 3x the reference's steps" is the claim then.
+`gate_above` reads a "far above" in one direction: a supported verdict waits only on the lower
+side, since the upper one still learning can only widen the gap.
 """
 
 from __future__ import annotations
@@ -121,13 +123,25 @@ def combine(verdicts: Sequence[str]) -> str:
     return SUPPORTED
 
 
-def gate(configs: Sequence[Config], verdict: str) -> str:
-    """The verdict, unless a configuration has too few seeds or was still improving."""
-    if any(c.improving and not c.calibrated for c in configs):
+def gate(configs: Sequence[Config], verdict: str, rising_ok: Sequence[Config] = ()) -> str:
+    """The verdict, unless a configuration has too few seeds or was still improving.
+
+    `rising_ok` are configurations whose further learning cannot overturn `verdict` (the upper
+    side of a supported "far above": more training only widens the gap); their unfinished
+    learning withholds nothing."""
+    if any(c.improving and not c.calibrated for c in configs if c not in rising_ok):
         return BUDGET
     if any(c.n_ok < MARGINS.min_seeds for c in configs):
         return INCONCLUSIVE
     return verdict
+
+
+def gate_above(pairs: Sequence[tuple[Config, Config]], verdict: str) -> str:
+    """`gate` for "each upper far above its lower" over (upper, lower) pairs: a supported
+    verdict waits only on the lower sides' learning; any other verdict on both sides'."""
+    configs = [c for pair in pairs for c in pair]
+    upper = [u for u, _ in pairs if all(u is not lower for _, lower in pairs)]
+    return gate(configs, verdict, upper if verdict == SUPPORTED else ())
 
 
 def across_settings(verdicts: Sequence[str]) -> str:
