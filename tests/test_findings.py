@@ -580,15 +580,19 @@ def test_state_tracking_is_read_at_4x_with_8x_beside(tmp_path):
 
 
 def memorisation_budgets(moe_rising: bool, dense_steps: int, dense_rising: bool = True):
-    """Two widths: the MoE the reference (cap 400, unsolved on a seed: no S), the dense model
+    """Two widths, two map sizes each (several configurations of one architecture in a
+    setting): the MoE the reference (cap 400, unsolved on a seed: no S), the dense model
     calibrated with `dense_steps`."""
     records = []
     for width in (32, 48):
-        knobs = {"vocab_size": 2048}
-        ref = {"d_model": width, "budget": "reference"}
-        dense = {"d_model": width, "budget": "calibrated", "steps": dense_steps}
-        records += seeds("mha", "memorization", 0.5, knobs=knobs, spec=dense, rising=dense_rising)
-        records += seeds("mha-moe", "memorization", 0.97, knobs=knobs, spec=ref, rising=moe_rising)
+        for vocab in (2048, 4096):
+            knobs = {"vocab_size": vocab}
+            ref = {"d_model": width, "budget": "reference"}
+            dense = {"d_model": width, "budget": "calibrated", "steps": dense_steps}
+            records += seeds("mha", "memorization", 0.5, knobs=knobs, spec=dense,
+                             rising=dense_rising)  # fmt: skip
+            records += seeds("mha-moe", "memorization", 0.97, knobs=knobs, spec=ref,
+                             rising=moe_rising)  # fmt: skip
     return records
 
 

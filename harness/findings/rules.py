@@ -129,7 +129,8 @@ def gate(configs: Sequence[Config], verdict: str, rising_ok: Sequence[Config] = 
     `rising_ok` are configurations whose further learning cannot overturn `verdict` (the upper
     side of a supported "far above": more training only widens the gap); their unfinished
     learning withholds nothing."""
-    if any(c.improving and not c.calibrated for c in configs if c not in rising_ok):
+    waiting = [c for c in configs if all(c is not r for r in rising_ok)]  # by identity
+    if any(c.improving and not c.calibrated for c in waiting):
         return BUDGET
     if any(c.n_ok < MARGINS.min_seeds for c in configs):
         return INCONCLUSIVE
