@@ -84,6 +84,7 @@ class Config:
         return text
 
     def _reference_cap(self, spec: dict[str, Any]) -> int | None:
+        """The cap of the setting's reference runs among all the records (calibration)."""
         return reference_cap(self.records.values(), spec)
 
     def test(self, run_id: str, length: int) -> dict[str, Any]:
@@ -125,9 +126,12 @@ class Config:
         """Every ok seed trained the whole calibrated multiple of its reference's steps
         (harness/calibration.py): its budget is the protocol's, whatever its curve."""
         specs = [self.records[r]["spec"] for r in self.ok["run_id"]]
-        return bool(specs) and all(
-            full_multiple(s) or full_multiple(s, self._reference_cap(s)) for s in specs
-        )
+        return bool(specs) and all(self._full_multiple(s) for s in specs)
+
+    def _full_multiple(self, spec: dict[str, Any]) -> bool:
+        """`full_multiple`, with the reference's cap looked up only where S is unknown."""
+        unknown = spec.get("reference_steps") is None
+        return full_multiple(spec, self._reference_cap(spec) if unknown else None)
 
     def lengths(self) -> list[int]:
         """Every length some ok seed was tested at (measured or recorded oom)."""

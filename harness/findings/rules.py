@@ -141,6 +141,7 @@ def gate_above(pairs: Sequence[tuple[Config, Config]], verdict: str) -> str:
     """`gate` for "each upper far above its lower" over (upper, lower) pairs: a supported
     verdict waits only on the lower sides' learning; any other verdict on both sides'."""
     configs = [c for pair in pairs for c in pair]
+    # a configuration that is also some pair's lower side keeps waiting for that pair
     upper = [u for u, _ in pairs if all(u is not lower for _, lower in pairs)]
     return gate(configs, verdict, upper if verdict == SUPPORTED else ())
 
