@@ -396,6 +396,23 @@ def test_paper_suite_measures_memorisation_at_two_widths_with_room():
     assert all(s.overrides.get("ffn.balance_coef") == 0.0 for s in specs if s.arch == "mha-moe")
 
 
+def test_paper_suite_trains_induction_at_two_lengths_tested_to_64x():
+    """mamba-induction's protocol: trained at two lengths (the registry's grid), each with
+    attention as the reference and Mamba, untimed by early stop, tested to >= 64x its own
+    training length, or the judge has nothing at the paper's reach to read."""
+    from seqbench.harness.suites import load_builtin
+
+    specs = [s for s in load_builtin("paper").specs if s.task == "induction"]
+    lengths = {s.seq_len for s in specs}
+    assert len(lengths) >= 2, lengths
+    for length in lengths:
+        at = [s for s in specs if s.seq_len == length]
+        assert {s.arch for s in at if s.budget == "reference"} == {"mha"}, length
+        mamba = [s for s in at if s.arch == "mamba"]
+        assert mamba and all(not s.early_stop for s in mamba), length
+        assert all(max(s.eval_lengths) >= 64 * length for s in mamba), length
+
+
 def test_based_and_delta_rule_orderings(tmp_path):
     grid = {"mha": (1.0, 1.0), "based": (0.97, 0.96), "hyena": (0.5, 0.4),
             "deltanet": (1.0, 0.98), "gla": (0.99, 0.97), "retnet": (0.6, 0.5)}  # fmt: skip
