@@ -398,7 +398,7 @@ def test_paper_suite_measures_memorisation_at_two_widths_with_room():
 
 def test_paper_suite_trains_induction_at_two_lengths_tested_to_64x():
     """mamba-induction's protocol: trained at two lengths (the registry's grid), each with
-    attention as the reference and Mamba, untimed by early stop, tested to >= 64x its own
+    attention as the reference and Mamba, without early stop, tested to >= 64x its own
     training length, or the judge has nothing at the paper's reach to read."""
     from seqbench.harness.suites import load_builtin
 
