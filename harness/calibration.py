@@ -97,18 +97,20 @@ def full_multiple(spec: dict[str, Any], reference_cap: int | None = None) -> boo
     return ref is not None and spec["steps"] >= spec.get("budget_multiple", 3.0) * ref
 
 
+def reference_caps(records: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Per setting (`setting_key`), the most steps a recorded reference run may train."""
+    caps: dict[str, int] = {}
+    for r in records:
+        if r.get("kind") == "run" and r["spec"].get("budget") == "reference":
+            key = setting_key(r["spec"])
+            caps[key] = max(caps.get(key, 0), int(r["spec"]["steps"]))
+    return caps
+
+
 def reference_cap(records: Iterable[dict[str, Any]], spec: dict[str, Any]) -> int | None:
     """The most steps a recorded reference run of `spec`'s setting may train (its cap; None:
     no reference recorded)."""
-    key = setting_key(spec)
-    caps = [
-        int(r["spec"]["steps"])
-        for r in records
-        if r.get("kind") == "run"
-        and r["spec"].get("budget") == "reference"
-        and setting_key(r["spec"]) == key
-    ]
-    return max(caps, default=None)
+    return reference_caps(records).get(setting_key(spec))
 
 
 def calibrate(

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from seqbench.harness.calibration import full_multiple, reference_cap
+from seqbench.harness.calibration import full_multiple, reference_caps, setting_key
 from seqbench.harness.protocol import Collapse, collapse, steps_to, still_improving
 from seqbench.harness.report.intervals import AccuracyCI, accuracy_ci
 
@@ -69,8 +69,8 @@ class Config:
             return f"≤ {text} (reference: until solved)"
         calibrated = [s for s in specs if s.get("budget") == "calibrated"]
         refs = sorted({s.get("reference_steps") for s in calibrated}, key=lambda r: r or 0)
+        multiple = specs[0].get("budget_multiple", 3.0) if specs else 3.0
         if refs and refs != [None]:
-            multiple = specs[0].get("budget_multiple", 3.0)
             steps = "/".join("unsolved" if r is None else str(r) for r in refs)
             cut = any(
                 s.get("reference_steps") is not None and not full_multiple(s) for s in calibrated
@@ -79,13 +79,17 @@ class Config:
             text += f" ({multiple:g}x the reference's {steps} steps{cap})"
         elif refs and self.calibrated:
             cap = max(self._reference_cap(s) or 0 for s in calibrated)
-            multiple = specs[0].get("budget_multiple", 3.0)
             text += f" ({multiple:g}x the {cap} steps of a reference that did not solve on a seed)"
         return text
 
+    @functools.cached_property
+    def _reference_caps(self) -> dict[str, int]:
+        """Reference caps per setting, read from the records once (only where S is unknown)."""
+        return reference_caps(self.records.values())
+
     def _reference_cap(self, spec: dict[str, Any]) -> int | None:
         """The cap of the setting's reference runs among all the records (calibration)."""
-        return reference_cap(self.records.values(), spec)
+        return self._reference_caps.get(setting_key(spec))
 
     def test(self, run_id: str, length: int) -> dict[str, Any]:
         test = (self.records[run_id].get("metrics") or {}).get("test") or {}
