@@ -33,8 +33,11 @@ from seqbench.harness.findings.recall_orderings import (
     judge_delta_rule,
     judge_pairs_gap,
 )
+from seqbench.harness.protocol import SOLVED
 
 M = MARGINS
+# When the state of a model under test holds a point of a capacity sweep (`curves.holds`).
+HOLDS = f"its interval ≥ {M.solved}, or one seed solved it (validation ≥ {SOLVED})"
 FINDINGS: tuple[Finding, ...] = (
     Finding(
         "zoology-mqar",
@@ -49,9 +52,9 @@ FINDINGS: tuple[Finding, ...] = (
         "pairs outgrow its state",
         f"per sweep, at the most pairs mha solves (interval ≥ {M.solved}): each fixed-state "
         f"model's interval disjoint below mha's with a mean gap ≥ {M.far} (contradicted when "
-        f"the gap cannot reach {M.far}); a model that solves that point too was never pushed "
-        "past its state (not at the paper's condition: inconclusive); inconclusive where mha "
-        "solves no pair count",
+        f"the gap cannot reach {M.far}); a model whose state holds that point too ({HOLDS}) "
+        "was never pushed past its state (not at the paper's condition); inconclusive where "
+        "mha solves no pair count",
         judge_zoology,
         suites=("paper", "paper-long"),
     ),
@@ -67,8 +70,8 @@ FINDINGS: tuple[Finding, ...] = (
         f"per sweep and recurrence: at the most pairs its largest d_state solves (interval ≥ "
         f"{M.solved}), the "
         f"smallest's interval disjoint below with a mean gap ≥ {M.far}; not at the paper's "
-        "condition (inconclusive) when the small state never falls or the large one solves "
-        "no pair count",
+        f"condition when the small state still holds that point ({HOLDS}) or the large one "
+        "solves no pair count",
         judge_state_size,
         suites=("paper", "paper-long"),
     ),
@@ -83,10 +86,10 @@ FINDINGS: tuple[Finding, ...] = (
         "reference (trained until solved), lru gets 3x its steps",
         "mamba ≥ 0.9 and lru far below it at the lengths where the lru's state no longer "
         "holds the sequence",
-        f"per sweep, at each length mamba solves (interval ≥ {M.solved}) and lru does not: "
-        f"lru's interval disjoint below with a mean gap ≥ {M.far}; an lru that solves every "
-        "length mamba does was never pushed past its state (not at the paper's condition: "
-        "inconclusive)",
+        f"per sweep, at the first length mamba solves (interval ≥ {M.solved}) and lru's state "
+        f"does not hold ({HOLDS}): lru's interval disjoint below with a mean gap ≥ {M.far}; an "
+        "lru that holds every length mamba solves was never pushed past its state (not at the "
+        "paper's condition)",
         judge_selective_copy,
     ),
     Finding(
@@ -118,9 +121,10 @@ FINDINGS: tuple[Finding, ...] = (
         "mha copies every length; each fixed-state model copies the short strings and falls "
         "far below mha once the string outgrows its state",
         f"per model, at the shortest length mha copies (interval ≥ {M.solved}) and the model "
-        f"does not: the model's interval disjoint below mha's with a mean gap ≥ {M.far}, and "
-        "the model copies some shorter length; a model that copies every length mha does (or "
-        "none) is not at the paper's condition: inconclusive, never contradicted",
+        f"does not hold ({HOLDS}): the model's interval disjoint below mha's with a mean gap "
+        f"≥ {M.far}, and the model copies some shorter length (interval); a model that holds "
+        "every length mha copies (or copies none) is not at the paper's condition, never "
+        "contradicted",
         judge_copy,
     ),
     Finding(
@@ -168,8 +172,8 @@ FINDINGS: tuple[Finding, ...] = (
         "far lower at the longest",
         f"per variant: mha's interval ≥ {M.solved} at each length, and each recurrence's "
         f"shortest-length interval ≥ {M.solved} and far above (gap ≥ {M.far}, disjoint) its "
-        "longest-length one; a recurrence that retrieves at every length tested, or at none, "
-        "is not at the paper's condition (inconclusive)",
+        f"longest-length one; a recurrence that holds the longest length ({HOLDS}), or does "
+        "not solve the shortest, is not at the paper's condition",
         judge_niah,
     ),
     Finding(
@@ -183,9 +187,9 @@ FINDINGS: tuple[Finding, ...] = (
         "fixed budget",
         "mha-moe far above mha wherever mha is below the ceiling",
         f"per sweep: active parameters within {M.active_tolerance:.0%}, then at each map size "
-        f"where mha does not memorise (interval not ≥ {M.solved}) mha-moe's interval disjoint "
-        f"above mha's with mean gap ≥ {M.far}; not at the paper's condition (inconclusive) "
-        "when mha memorises every size",
+        f"where mha-moe memorises (interval ≥ {M.solved}) and mha does not hold the map "
+        f"({HOLDS}) mha-moe's interval disjoint above mha's with mean gap ≥ {M.far}; not at the "
+        "paper's condition when mha holds every size",
         judge_moe,
     ),
     Finding(
@@ -225,11 +229,12 @@ FINDINGS: tuple[Finding, ...] = (
         "the MQAR pair sweeps, same length and vocabulary; mha vs every linear recurrence run "
         "(based, the linear-attention family, mamba2/3, lru)",
         f"(mha − model) at the most pairs ≥ (mha − model) at the fewest + {M.far}",
-        f"between the fewest and the most pairs mha solves, per model whose curve falls (it "
-        f"solves the fewest, interval ≥ {M.solved}, and not the most): the growth of the gap "
+        f"between the fewest and the most pairs mha solves, per model whose curve falls (its "
+        f"solves the fewest, interval ≥ {M.solved}, and its state does not hold the most; "
+        f"holds: {HOLDS}): the growth of the gap "
         f"from the intervals' least favourable ends > 0 and its mean ≥ {M.far} (contradicted "
-        f"when even the most favourable ends give < {M.far}); models that solve both or "
-        "neither are named and left out (none left: inconclusive)",
+        f"when even the most favourable ends give < {M.far}); models that hold both or "
+        "neither are named and left out (none left: not at the paper's condition)",
         judge_pairs_gap,
         suites=("paper", "recall"),
     ),

@@ -24,6 +24,7 @@ from seqbench.harness.findings.evidence import Config
 from seqbench.harness.findings.rules import above, at_least, gate
 
 Curve = list[tuple[Any, Config]]  # (knob value, the configuration's runs at it), in order
+HELD = "solved on its interval or by a seed"  # what `holds` tests, in a verdict's text
 
 
 def curve(config: Config, column: str) -> Curve:
@@ -39,6 +40,16 @@ def solves(config: Config | None, length: int | None = None) -> bool:
     return config is not None and at_least(config, MARGINS.solved, length) == SUPPORTED
 
 
+def holds(config: Config | None) -> bool:
+    """The model's state is shown to hold this point of a capacity sweep: its interval solves
+    it, or one seed solved it outright (validation ≥ `protocol.SOLVED`, the report's "solved
+    seeds"). A capacity claim is about what the architecture can hold; one seed that solves a
+    point shows the state holds it, and the seeds that did not failed to find the solution,
+    which the claim does not speak to (Zoology reads the best run of its sweeps the same way).
+    Used for the model under test only; a reference must solve on its interval."""
+    return config is not None and (solves(config) or config.solved_seeds > 0)
+
+
 def solved_points(points: Curve, length: int | None = None) -> list[Any]:
     return [v for v, c in points if solves(c, length)]
 
@@ -49,10 +60,10 @@ def hardest_solved(points: Curve) -> Any | None:
     return found[-1] if found else None
 
 
-def first_unsolved(points: Curve, among: list[Any]) -> Any | None:
-    """The smallest value of `among` at which the configuration does not solve (None: it
-    solves every one of them)."""
-    return next((v for v in among if not solves(at(points, v))), None)
+def first_unheld(points: Curve, among: list[Any]) -> Any | None:
+    """The smallest value of `among` the model's state is not shown to hold (`holds`; None:
+    it holds every one of them)."""
+    return next((v for v in among if not holds(at(points, v))), None)
 
 
 def format_curve(name: str, points: Curve, unit: str = "", length: int | None = None) -> str:
@@ -83,10 +94,11 @@ def capacity_outcomes(
     must_learn: bool = False,
 ) -> list[Outcome]:
     """One outcome per model of a capacity sweep (string or sequence length): judged at the
-    first point `reference` solves and the model does not, as `above(reference, model)` there.
-    A model that solves every point the reference does was never pushed past its state, and
-    with `must_learn` one that solves none has not learnt the task at all: neither is the
-    paper's condition. `note(model)` adds to its text (e.g. the sample-efficiency figures)."""
+    first point `reference` solves and the model's state is not shown to hold (`holds`), as
+    `above(reference, model)` there. A model that holds every point the reference solves was
+    never pushed past its state, and with `must_learn` one that solves no shorter point has not
+    learnt the task at all: neither is the paper's condition. `note(model)` adds to its text
+    (e.g. the sample-efficiency figures)."""
     ref_curve = curve(reference, column)
     solved = solved_points(ref_curve)
     head = format_curve(reference.name, ref_curve, unit)
@@ -103,9 +115,9 @@ def capacity_outcomes(
             why = f" ({other.name} has no runs at a point {reference.name} solves)"
             outcomes.append(Outcome(INCONCLUSIVE, text + why, label))
             continue
-        fails = first_unsolved(points, shared)
+        fails = first_unheld(points, shared)
         if fails is None:
-            why = f"{other.name} solves every point {reference.name} does: its state holds them"
+            why = f"{other.name}'s state holds every point {reference.name} solves ({HELD})"
             outcomes.append(not_at_condition(label, [reference, other], text, why))
             continue
         if must_learn and not any(v < fails for v in solved_points(points)):

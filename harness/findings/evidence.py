@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from seqbench.harness.calibration import full_multiple, reference_caps, setting_key
-from seqbench.harness.protocol import Collapse, collapse, steps_to, still_improving
+from seqbench.harness.protocol import Collapse, collapse, is_solved, steps_to, still_improving
 from seqbench.harness.report.intervals import AccuracyCI, accuracy_ci
 
 
@@ -152,6 +152,12 @@ class Config:
         return [
             (self.records[r].get("metrics") or {}).get("val_curve") or [] for r in self.ok["run_id"]
         ]
+
+    @property
+    def solved_seeds(self) -> int:
+        """Ok seeds whose final validation check is solved (`protocol.SOLVED`): the report's
+        "solved seeds" column."""
+        return sum(is_solved(c[-1].get("accuracy")) for c in self.curves() if c)
 
     @property
     def improving(self) -> bool:

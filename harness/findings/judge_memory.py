@@ -2,10 +2,10 @@
 needle retrieval and MoE memorisation, each read where its paper's condition holds.
 
 - mamba-selective-copy (Gu & Dao 2023): a sweep over the sequence length, the LRU at one or
-  more state sizes, each judged on its own: at the shortest length Mamba solves and that LRU
-  does not, the LRU far below. A short sequence fits the LRU's state whole (it solves it
-  too); an LRU that solves every length Mamba does was never pushed past its state: not the
-  paper's condition.
+  more state sizes, each judged on its own: at the shortest length Mamba solves and that LRU's
+  state is not shown to hold (`curves.holds`), the LRU far below. A short sequence fits the
+  LRU's state whole (it solves it too); an LRU that holds every length Mamba solves was never
+  pushed past its state: not the paper's condition.
 - mamba-induction: Mamba ≥ 0.95 to 64x its training length; attention, once it has learnt
   the task, towards chance at ≥ 4x.
 - jelassi-copy (Jelassi et al. 2024): strings of growing length; attention copies each, a
@@ -16,11 +16,11 @@ needle retrieval and MoE memorisation, each read where its paper's condition hol
   condition.
 - niah-depth (RULER): attention retrieves at every length; a recurrence that retrieves at the
   shortest length falls at the longest (one that retrieves everywhere, or nowhere, is left
-  out as above).
+  out as above; at the longest length "retrieves" is `holds`).
 - moe-memorization (MAD): the MoE is the reference (trained until it memorises the map), the
   dense model at equal active parameters gets 3x its steps; at each map size the MoE
-  memorises and the dense model does not (below its ceiling at that budget), the MoE far
-  above it.
+  memorises and the dense model does not hold (`holds`: below its ceiling at that budget),
+  the MoE far above it.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from seqbench.harness.findings.curves import (
     curve,
     format_curve,
     hardest_solved,
+    holds,
     not_at_condition,
     solved_points,
     solves,
@@ -165,8 +166,8 @@ def judge_niah(evidence: Evidence) -> list[Outcome]:
             texts.append(format_curve(other.name, points, " tokens"))
             if not solves(short):
                 texts[-1] += " (never retrieves at the shortest length: no fall to see; left out)"
-            elif solves(long):
-                texts[-1] += f" ({NOT_AT_CONDITION}: retrieves at every length tested; left out)"
+            elif holds(long):
+                texts[-1] += f" ({NOT_AT_CONDITION}: its state holds the longest length; left out)"
             else:
                 judged.append(above(short, long))
                 configs += [short, long]
@@ -203,7 +204,7 @@ def judge_moe(evidence: Evidence) -> list[Outcome]:
             outcomes.append(Outcome(INCONCLUSIVE, observed, setting.label))
             continue
         learnt = [v for v in solved_points(moe_curve) if at(dense_curve, v) is not None]
-        room = [v for v in learnt if not solves(at(dense_curve, v))]
+        room = [v for v in learnt if not holds(at(dense_curve, v))]
         if not room:
             why = (
                 "the dense model memorises every map size the MoE does: no room to be far above"

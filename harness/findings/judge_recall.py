@@ -5,14 +5,15 @@ fixed-size state holds: attention stays near 1 as the pairs grow, fixed-state mo
 and a larger state moves the fall to more pairs. So each setting (length, vocabulary, width)
 is a sweep over `num_pairs`, and the verdicts are read on the curves:
 
-- zoology-mqar: at the most pairs attention solves, every fixed-state model that does not
-  solve it far below attention. A model that solves that point too was never pushed past its
-  state: it is "not at the paper's condition", named and left out (it neither supports nor
-  contradicts); with no model left, so is the setting.
+- zoology-mqar: at the most pairs attention solves, every fixed-state model whose state is
+  not shown to hold it (`curves.holds`: its interval solves it, or a seed solved it) far below
+  attention. A model that holds that point too was never pushed past its state: it is "not at
+  the paper's condition", named and left out (it neither supports nor contradicts); with no
+  model left, so is the setting.
 - zoology-state-size: for each recurrence run at two or more state sizes (Mamba's d_state,
   Mamba-2's...), at the most pairs its largest state solves, its smallest state far below
-  (the fall moved); inconclusive when the small state never falls or the large state never
-  solves.
+  (the fall moved); not at the paper's condition when the small state still holds that point
+  (`holds`) or the large state never solves.
 - gqa-quality: at every pair count attention solves, GQA within 0.05 of it.
 """
 
@@ -20,13 +21,14 @@ from __future__ import annotations
 
 from seqbench.harness.findings.base import INCONCLUSIVE, NOT_AT_CONDITION, Outcome, TaskSelector
 from seqbench.harness.findings.curves import (
+    HELD,
     at,
     curve,
     format_curve,
     hardest_solved,
+    holds,
     not_at_condition,
     solved_points,
-    solves,
 )
 from seqbench.harness.findings.evidence import Config
 from seqbench.harness.findings.rules import above, close, combine, gate
@@ -72,11 +74,11 @@ def judge_zoology(evidence: Evidence) -> list[Outcome]:
         a = at(reference, hardest)
         rivals = [(c.name, at(curve(c, PAIRS), hardest)) for c in others]
         rivals = [(name, c) for name, c in rivals if c is not None]
-        judged = [c for _, c in rivals if not solves(c)]
-        held = [name for name, c in rivals if solves(c)]
+        judged = [c for _, c in rivals if not holds(c)]
+        held = [name for name, c in rivals if holds(c)]
         observed += f"; judged at {hardest:g} pairs, the most {ATTENTION} solves"
         if held:
-            observed += f" ({NOT_AT_CONDITION} for {', '.join(held)}: they solve it too)"
+            observed += f" ({NOT_AT_CONDITION} for {', '.join(held)}: their state holds it, {HELD})"
         if not judged:
             outcomes.append(Outcome(gate([a], NOT_AT_CONDITION), observed, setting.label))
             continue
@@ -117,8 +119,8 @@ def state_size_outcome(setting: Setting, arch: str, states: list[tuple[int, Conf
         why = f"d_state {n_large} solves no pair count: there is no fall to move"
         return not_at_condition(label, [small, large], observed, why)
     s, big = at(small_curve, hardest), at(large_curve, hardest)
-    if s is None or solves(s):
-        why = f"d_state {n_small} still solves {hardest:g} pairs: its state never fell"
+    if s is None or holds(s):
+        why = f"d_state {n_small} still holds {hardest:g} pairs ({HELD}): its state never fell"
         return not_at_condition(label, [c for c in (s, big) if c is not None], observed, why)
     observed += f"; judged at {hardest:g} pairs, the most d_state {n_large} solves"
     return Outcome(gate([s, big], above(big, s)), observed, label)

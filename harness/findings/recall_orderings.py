@@ -7,16 +7,16 @@
 - Zoology: attention's lead over a fixed-state model grows with the number of key-value pairs.
   It is read between the fewest and the most pairs attention solves (where its lead is
   defined), on the models whose curve falls: those that recall the fewest pairs (interval
-  ≥ 0.9) and not the most. A model that still solves the most pairs holds them all here (no
-  gap to grow), and one that does not recall even the fewest has no fall to show (its gap is
-  at its ceiling from the start): both are named and left out, and a setting with no model
-  left is not at the paper's condition.
+  ≥ 0.9) and whose state does not hold the most (`curves.holds`: the interval ≥ 0.9, or a seed
+  solved it). A model that still holds the most pairs has no gap to grow, and one that does not
+  recall even the fewest has no fall to show (its gap is at its ceiling from the start): both
+  are named and left out, and a setting with no model left is not at the paper's condition.
 """
 
 from __future__ import annotations
 
 from seqbench.harness.findings.base import INCONCLUSIVE, NOT_AT_CONDITION, Outcome, TaskSelector
-from seqbench.harness.findings.curves import at, format_curve, solves
+from seqbench.harness.findings.curves import at, format_curve, holds, solves
 from seqbench.harness.findings.evidence import describe
 from seqbench.harness.findings.rules import above, combine, gap_grows, gate
 from seqbench.harness.findings.rules import not_below as at_least_as
@@ -79,8 +79,8 @@ def judge_pairs_gap(evidence: Evidence) -> list[Outcome]:
             if few is None or many is None:
                 continue
             text = f"{other.name} {few.score().format()} → {many.score().format()}"
-            if solves(many):
-                text += " (solves the most pairs: no gap to grow, left out)"
+            if holds(many):
+                text += " (holds the most pairs: no gap to grow, left out)"
             elif not solves(few):
                 text += " (does not recall even the fewest pairs: no fall to see, left out)"
             else:

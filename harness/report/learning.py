@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from seqbench.harness.findings.select import Evidence
-from seqbench.harness.protocol import SOLVED, collapse, is_solved, still_improving
+from seqbench.harness.protocol import SOLVED, collapse, still_improving
 from seqbench.harness.report import plotting
 from seqbench.harness.report.data import ReportData
 from seqbench.harness.report.document import Block, Paragraph, Section, Skipped, Table
@@ -79,12 +79,11 @@ def efficiency_table(settings) -> Table:
             curves = config.curves()
             if not curves:
                 continue
-            finals = [c[-1].get("accuracy") if c else None for c in curves]
             rows.append(
                 [
                     setting.label,
                     name,
-                    f"{sum(is_solved(a) for a in finals)}/{len(curves)}",
+                    f"{config.solved_seeds}/{len(curves)}",
                     _tokens(config.tokens_to(0.9)),
                     _tokens(config.tokens_to(0.99)),
                     f"{sum(still_improving(c) for c in curves)}/{len(curves)}",
