@@ -284,25 +284,35 @@ def test_zoology_reads_the_curve_where_attention_solves(tmp_path):
     assert "lru 4 pairs: 0.30" in observed
 
 
-def _stick(grid: list[dict[str, Any]], arch: str, pairs: int, accs: dict[int, float]) -> list:
-    """Set `arch`'s test and final validation accuracy at `pairs` per seed (a seed on MQAR's
-    plateau, or one just short of solved); returns that point's records."""
-    point = [
-        r for r in grid if r["spec"]["arch"] == arch and r["spec"]["knobs"]["num_pairs"] == pairs
-    ]
-    for r in point:
+def set_seeds(records: list[dict], match, accs: dict[int, float], test: float | None = None):
+    """Give the runs whose spec `match`es, per seed, a final validation and test accuracy
+    (`test` overrides the test side: a seed solved on validation but not on test); returns
+    the matched records."""
+    found = [r for r in records if match(r["spec"])]
+    for r in found:
         acc = accs.get(r["spec"]["seed"])
         if acc is not None:
-            r["metrics"]["test"]["64"]["accuracy"] = acc
+            tested = r["metrics"]["test"][str(r["spec"]["seq_len"])]
+            tested["accuracy"] = acc if test is None else test
             r["metrics"]["val"]["accuracy"] = r["metrics"]["val_curve"][-1]["accuracy"] = acc
-    return point
+    return found
+
+
+def pairs_of(arch: str, pairs: int, d_state: int | None = None):
+    def match(spec: dict) -> bool:
+        state = spec["overrides"].get("mamba.d_state")
+        return spec["arch"] == arch and spec["knobs"]["num_pairs"] == pairs and (
+            d_state is None or state == d_state
+        )
+
+    return match
 
 
 def test_zoology_reads_each_configuration_at_its_picked_lr(tmp_path):
     """Zoology's protocol (the paper suite's [by_task.mqar] lr sweep): a model stuck on every
     seed at one lr is read at the lr whose mean validation accuracy is best, per point."""
     grid = mqar_grid({"mha": (1.0, 1.0), "lru": (0.3, 0.25), "mamba": (1.0, 1.0)})
-    stuck = _stick(grid, "mamba", 8, {0: 0.3, 1: 0.3, 2: 0.3})  # at lr 1e-3, on the plateau
+    stuck = set_seeds(grid, pairs_of("mamba", 8), {0: 0.3, 1: 0.3, 2: 0.3})  # lr 1e-3: stuck
     one_lr = verdicts(tmp_path / "one", grid)["zoology-mqar"]
     assert one_lr.verdict == SUPPORTED, one_lr.settings
     assert "condition for mamba" not in one_lr.settings[0].observed  # judged: far below
@@ -321,14 +331,65 @@ def test_zoology_one_solved_seed_shows_the_state_holds_the_pairs(tmp_path):
     and the model is left out, not judged on a [0, 1] interval. A seed near but under solved
     (validation 0.95) shows nothing: the model is judged, and its interval decides."""
     grid = mqar_grid({"mha": (1.0, 1.0), "lru": (0.3, 0.25), "mamba": (1.0, 1.0)})
-    _stick(grid, "mamba", 8, {1: 0.3, 2: 0.3})  # seed 0 solved 8 pairs, seeds 1-2 stuck
+    set_seeds(grid, pairs_of("mamba", 8), {1: 0.3, 2: 0.3})  # seed 0 solved 8 pairs, 1-2 stuck
     split = verdicts(tmp_path / "split", grid)["zoology-mqar"]
     assert split.verdict == SUPPORTED, split.settings
     assert "not at the paper's condition for mamba" in split.settings[0].observed
-    _stick(grid, "mamba", 8, {0: 0.95})  # now no seed solved: judged, the interval spans
+    set_seeds(grid, pairs_of("mamba", 8), {0: 0.95})  # now no seed solved: judged, wide
     unsolved = verdicts(tmp_path / "unsolved", grid)["zoology-mqar"]
     assert unsolved.verdict == INCONCLUSIVE, unsolved.settings
     assert "condition for mamba" not in unsolved.settings[0].observed
+    set_seeds(grid, pairs_of("mamba", 8), {0: 1.0}, test=0.5)  # one lucky validation check
+    lucky = verdicts(tmp_path / "lucky", grid)["zoology-mqar"]
+    assert "condition for mamba" not in lucky.settings[0].observed  # judged, not held
+
+
+def _split(records: list[dict], match) -> list[dict]:
+    """One seed of the matched runs solved outright, the other two stuck at 0.3."""
+    set_seeds(records, match, {0: 1.0, 1: 0.3, 2: 0.3})
+    return records
+
+
+def _niah_split() -> list[dict]:
+    records = needles({"mha": (1.0, 0.99), "mamba": (0.98, 0.4)})
+    return _split(records, lambda s: s["arch"] == "mamba" and s["seq_len"] == 256)
+
+
+def _moe_split() -> list[dict]:
+    records = []
+    for vocab, (dense, moe) in ((256, (1.0, 1.0)), (2048, (0.5, 0.98))):
+        knobs = {"vocab_size": vocab}
+        records += seeds("mha", "memorization", dense, knobs=knobs)
+        records += seeds("mha-moe", "memorization", moe, knobs=knobs)
+    match = lambda s: s["arch"] == "mha" and s["knobs"]["vocab_size"] == 2048  # noqa: E731
+    return _split(records, match)
+
+
+@pytest.mark.parametrize(
+    "finding, build, text",
+    [
+        (  # the small state solved the large state's hardest point on one seed: no fall
+            "zoology-state-size",
+            lambda: _split(mqar_grid({"mamba@4": (0.99, 0.3), "mamba@64": (1.0, 0.99)}),
+                           pairs_of("mamba", 8, d_state=4)),
+            "d_state 4 still holds 8 pairs",
+        ),
+        (  # the model whose curve fell holds the most pairs on one seed: no gap to grow
+            "recall-gap-pairs",
+            lambda: _split(mqar_grid({"mha": (1.0, 1.0), "mamba@4": (0.99, 0.45)}),
+                           pairs_of("mamba", 8, d_state=4)),
+            "holds the most pairs",
+        ),
+        ("niah-depth", _niah_split, "its state holds the longest length"),  # one seed found it
+        ("moe-memorization", _moe_split, "no room"),  # the dense model memorised on one seed
+    ],
+)  # fmt: skip
+def test_every_capacity_judge_reads_one_solved_seed_as_held(tmp_path, finding, build, text):
+    """Each judge that asks whether a model's state holds a point reads `holds`: a point one
+    seed solved is held, so the model is left out there (and with it the setting)."""
+    result = verdicts(tmp_path, build())[finding]
+    assert result.verdict == NOT_AT_CONDITION, result.settings
+    assert text in result.settings[0].observed
 
 
 def test_zoology_with_every_model_holding_the_pairs_is_inconclusive(tmp_path):

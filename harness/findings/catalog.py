@@ -37,7 +37,9 @@ from seqbench.harness.protocol import SOLVED
 
 M = MARGINS
 # When the state of a model under test holds a point of a capacity sweep (`curves.holds`).
-HOLDS = f"its interval ≥ {M.solved}, or one seed solved it (validation ≥ {SOLVED})"
+HOLDS = (
+    f"its interval ≥ {M.solved}, or one seed solved it (validation ≥ {SOLVED}, test ≥ {M.solved})"
+)
 FINDINGS: tuple[Finding, ...] = (
     Finding(
         "zoology-mqar",
@@ -229,7 +231,7 @@ FINDINGS: tuple[Finding, ...] = (
         "the MQAR pair sweeps, same length and vocabulary; mha vs every linear recurrence run "
         "(based, the linear-attention family, mamba2/3, lru)",
         f"(mha − model) at the most pairs ≥ (mha − model) at the fewest + {M.far}",
-        f"between the fewest and the most pairs mha solves, per model whose curve falls (its "
+        f"between the fewest and the most pairs mha solves, per model whose curve falls (it "
         f"solves the fewest, interval ≥ {M.solved}, and its state does not hold the most; "
         f"holds: {HOLDS}): the growth of the gap "
         f"from the intervals' least favourable ends > 0 and its mean ≥ {M.far} (contradicted "

@@ -159,6 +159,15 @@ class Config:
         "solved seeds" column."""
         return sum(is_solved(c[-1].get("accuracy")) for c in self.curves() if c)
 
+    def solved_tests(self) -> list[float]:
+        """Test accuracy at the training length of each ok seed whose final validation check
+        is solved (the seeds `solved_seeds` counts, in run order)."""
+        found = []
+        for run_id, curve in zip(self.ok["run_id"], self.curves(), strict=True):
+            if curve and is_solved(curve[-1].get("accuracy")):
+                found.append(self.test(run_id, self.seq_len).get("accuracy") or 0.0)
+        return found
+
     @property
     def improving(self) -> bool:
         """Some ok seed was still improving when its budget ran out."""

@@ -36,6 +36,7 @@ from seqbench.harness.findings.base import (
     TaskSelector,
 )
 from seqbench.harness.findings.curves import (
+    HELD,
     at,
     capacity_outcomes,
     curve,
@@ -207,7 +208,8 @@ def judge_moe(evidence: Evidence) -> list[Outcome]:
         room = [v for v in learnt if not holds(at(dense_curve, v))]
         if not room:
             why = (
-                "the dense model memorises every map size the MoE does: no room to be far above"
+                f"the dense model holds every map size the MoE memorises ({HELD}): no room to be "
+                "far above"
                 if learnt
                 else "the MoE memorises no map size within its budget: nothing to compare"
             )
