@@ -286,15 +286,20 @@ def test_zoology_reads_the_curve_where_attention_solves(tmp_path):
 
 def set_seeds(records: list[dict], match, accs: dict[int, float], test: float | None = None):
     """Give the runs whose spec `match`es, per seed, a final validation and test accuracy
-    (`test` overrides the test side: a seed solved on validation but not on test); returns
-    the matched records."""
+    (`test` overrides the test side: a seed solved on validation but not on test), the whole
+    learning curve scaled to end there (a plateau, not a collapse); returns the matched
+    records."""
     found = [r for r in records if match(r["spec"])]
     for r in found:
         acc = accs.get(r["spec"]["seed"])
-        if acc is not None:
-            tested = r["metrics"]["test"][str(r["spec"]["seq_len"])]
-            tested["accuracy"] = acc if test is None else test
-            r["metrics"]["val"]["accuracy"] = r["metrics"]["val_curve"][-1]["accuracy"] = acc
+        if acc is None:
+            continue
+        curve = r["metrics"]["val_curve"]
+        end = curve[-1]["accuracy"] or 1.0
+        for point in curve:
+            point["accuracy"] = acc * point["accuracy"] / end
+        r["metrics"]["val"]["accuracy"] = acc
+        r["metrics"]["test"][str(r["spec"]["seq_len"])]["accuracy"] = acc if test is None else test
     return found
 
 
