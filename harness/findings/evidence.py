@@ -157,7 +157,7 @@ class Config:
     def solved_seeds(self) -> int:
         """Ok seeds whose final validation check is solved (`protocol.SOLVED`): the report's
         "solved seeds" column."""
-        return sum(is_solved(c[-1].get("accuracy")) for c in self.curves() if c)
+        return len(self.solved_tests())
 
     def solved_tests(self) -> list[float]:
         """Test accuracy at the training length of each ok seed whose final validation check
