@@ -123,8 +123,8 @@ def vmap_stepper(prepared: Any, seeds: int):
         torch.manual_seed(seed)
         models.append(LanguageModel(prepared.config).train())
     params, buffers = stack_module_state(models)  # each (S, ...)
-    tied = {name: src for name, src in [("head.weight", "embedding.weight")]
-            if prepared.config.tie_embeddings}  # fmt: skip
+    # stack_module_state keeps a tied weight once; functional_call needs both names
+    tied = {"head.weight": "embedding.weight"} if prepared.config.tie_embeddings else {}
     shell = copy.deepcopy(models[0]).to("meta")
     trained = {k: v for k, v in params.items() if models[0].get_parameter(k).requires_grad}
     fixed = {k: v for k, v in params.items() if k not in trained}
