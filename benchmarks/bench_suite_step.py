@@ -50,7 +50,7 @@ CASES: dict[str, dict[str, Any]] = {
                           knobs={"vocab_size": 16, "num_tokens": 8}),
 }  # fmt: skip
 VARIANTS = ("eager", "eager-torch", "compile", "seeds-vmap")
-BATCH, LR, CLIP = 32, 3e-3, 1.0
+BATCH, LR = 32, 3e-3
 
 
 # -- child side: one case, one variant -------------------------------------------------------
@@ -103,7 +103,8 @@ def eager_stepper(prepared: Any, compiled: bool):
         loss = loss_fn(batch.inputs, batch.scored, batch.targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        if prepared.spec.grad_clip > 0:  # as the harness: 0 disables clipping
+            torch.nn.utils.clip_grad_norm_(model.parameters(), prepared.spec.grad_clip)
         optimizer.step()
 
     return step
@@ -134,8 +135,8 @@ def vmap_stepper(prepared: Any, seeds: int):
         scored = batches[0].scored  # (B, L): the same layout for every seed on these tasks
         if not all(torch.equal(b.scored, scored) for b in batches):
             raise SystemExit("seeds-vmap: scored positions differ between seeds")
-        stack = torch.stack  # (S, B, L)
-        return stack([b.inputs for b in batches]), scored, stack([b.targets for b in batches])
+        inputs = torch.stack([b.inputs for b in batches])  # (S, B, L)
+        return inputs, scored, torch.stack([b.targets for b in batches])  # ..., (S, B, L)
 
     def loss_of(train_p, fixed_p, bufs, inputs, scored, targets):
         weights = {**train_p, **fixed_p}
@@ -156,7 +157,9 @@ def vmap_stepper(prepared: Any, seeds: int):
     def step(i: int) -> None:
         grads, _ = grads_of(trained, fixed, buffers, *draw(i))
         norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads.values()]).norm(dim=0)
-        scale = (CLIP / (norms + 1e-6)).clamp(max=1.0)  # (S,): clipped per model
+        # (S,): each model clipped as clip_grad_norm_ clips it alone; 0 disables clipping
+        clip = prepared.spec.grad_clip
+        scale = (clip / (norms + 1e-6)).clamp(max=1.0) if clip > 0 else torch.ones_like(norms)
         for name, value in trained.items():
             value.grad = grads[name] * scale.view(-1, *[1] * (value.ndim - 1))
         optimizer.step()
