@@ -83,18 +83,16 @@ def measure(case: str, variant: str, steps: int, rounds: int, seeds: int) -> dic
 
 def eager_stepper(prepared: Any, compiled: bool):
     import torch
-    import torch.nn.functional as F
 
     from seqbench.architectures import LanguageModel
-    from seqbench.harness.train import build_optimizer
+    from seqbench.harness.train import build_optimizer, scored_loss
 
     torch.manual_seed(0)
     model = LanguageModel(prepared.config).train()
     optimizer = build_optimizer(model, prepared.spec)
 
     def loss_of(inputs, scored, targets):  # (B, L), (B, L), (B, L) -> ()
-        logits = model(inputs, positions=scored)  # (N, V)
-        return F.cross_entropy(logits.float(), targets[scored]) + model.aux_loss()
+        return scored_loss(model, inputs, scored, targets)[1]
 
     loss_fn = torch.compile(loss_of) if compiled else loss_of
 

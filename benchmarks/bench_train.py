@@ -87,14 +87,13 @@ def category(name: str) -> str:
 
 def worker(job: dict[str, Any]) -> dict[str, Any]:
     import torch
-    import torch.nn.functional as F
     from torch.profiler import record_function
 
     from seqbench.architectures import build_config
     from seqbench.architectures.model import LanguageModel
     from seqbench.harness.evaluate import evaluate
     from seqbench.harness.spec import RunSpec
-    from seqbench.harness.train import build_optimizer, lr_factor
+    from seqbench.harness.train import build_optimizer, lr_factor, scored_loss
     from seqbench.tasks.base import make_task
 
     torch.set_num_threads(1)
@@ -122,8 +121,7 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
             scored = batch.scored
         t1 = cpu()
         with record_function("bench.fwd_bwd"):
-            logits = model(batch.inputs, positions=scored)
-            loss = F.cross_entropy(logits.float(), batch.targets[scored]) + model.aux_loss()
+            _, loss = scored_loss(model, batch.inputs, scored, batch.targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
         t2 = cpu()

@@ -31,12 +31,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from seqbench.architectures import LanguageModel
 from seqbench.harness.prepare import Prepared
 from seqbench.harness.records import canonical_json
-from seqbench.harness.train import build_optimizer
+from seqbench.harness.train import build_optimizer, scored_loss
 
 TIMED_STEPS = 3
 FORWARD_SHARE = 1.0 / 3.0
@@ -110,8 +109,7 @@ def timed_step(model, optimizer, prepared: Prepared, rows: int, step: int, devic
     """Seconds (by `clock`) of one forward + backward + optimiser step on `rows` sequences."""
     batch = prepared.task.split_batch(rows, prepared.spec.seed, "train", step).to(device)
     start = clock()
-    logits = model(batch.inputs, positions=batch.scored)  # (N, V)
-    loss = F.cross_entropy(logits.float(), batch.targets[batch.scored]) + model.aux_loss()
+    _, loss = scored_loss(model, batch.inputs, batch.scored, batch.targets)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

@@ -70,6 +70,17 @@ def _fusable(model: nn.Module) -> bool | None:
     return None
 
 
+def scored_loss(
+    model: nn.Module, inputs: torch.Tensor, scored: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(task loss, loss to optimise) of one batch: cross-entropy at the scored positions only
+    (the head runs nowhere else), plus the model's auxiliary loss (MoE balance, already
+    weighted). One definition for the loop, the projection's timed step and the benchmarks."""
+    logits = model(inputs, positions=scored)  # (N, V)
+    task_loss = F.cross_entropy(logits.float(), targets[scored])
+    return task_loss, task_loss + model.aux_loss()
+
+
 def lr_factor(step: int, spec: RunSpec) -> float:
     """Multiplier of the peak lr at `step` (0-based): linear warm-up, then decay to 0."""
     warmup = spec.warmup or 0
@@ -133,9 +144,7 @@ def train(model: nn.Module, task: Task, spec: RunSpec) -> TrainResult:
         batch = batch.to(spec.device)
         scored = batch.scored  # (B, L)
         with autocast(spec.device, spec.dtype):
-            logits = model(batch.inputs, positions=scored)  # (N, V)
-            task_loss = F.cross_entropy(logits.float(), batch.targets[scored])
-            loss = task_loss + model.aux_loss()
+            task_loss, loss = scored_loss(model, batch.inputs, scored, batch.targets)
         if not torch.isfinite(loss):
             result.diverged = f"non-finite loss ({float(loss.detach())}) at step {step}"
             break

@@ -12,6 +12,7 @@ from seqbench.harness.prepare import prepare
 from seqbench.harness.protocol import SOLVED
 from seqbench.harness.runner import execute, run_prepared
 from seqbench.harness.spec import RunSpec
+from seqbench.harness.train import scored_loss
 from seqbench.tasks import IGNORE_INDEX, Batch
 from tests.harness_support import ECHO, tiny_spec
 
@@ -62,6 +63,21 @@ def test_scores_match_a_plain_loop_and_head_runs_only_where_scored() -> None:
     chunked = evaluate(model, batch, batch_size=3, device="cpu", dtype="float32")
     for key, value in expected.items():
         assert abs(chunked[key] - value) < 1e-5, (key, chunked[key], value)
+
+
+def test_scored_loss_is_the_scored_cross_entropy_plus_the_aux_loss() -> None:
+    torch.manual_seed(0)
+    config = build_config("mha-moe", vocab_size=6, overrides={"d_model": 16, "n_layers": 1})
+    model = LanguageModel(config).train()
+    inputs = torch.randint(0, 6, (5, 8))
+    targets = torch.where(torch.rand(5, 8) < 0.5, torch.randint(0, 6, (5, 8)), IGNORE_INDEX)
+    batch = Batch(inputs, targets)
+    task_loss, loss = scored_loss(model, inputs, batch.scored, targets)
+    aux = model.aux_loss().detach()  # of the forward scored_loss ran
+    assert float(aux) > 0  # the MoE's balance term is really in the sum
+    expected = reference_scores(model(inputs).detach(), targets)["loss"]
+    assert abs(float(task_loss.detach()) - expected) < 1e-5
+    torch.testing.assert_close(loss.detach(), task_loss.detach() + aux)
 
 
 def test_early_stop_once_solved() -> None:
