@@ -43,12 +43,19 @@ def reference_scores(logits_full: torch.Tensor, targets: torch.Tensor) -> dict:
     return {"accuracy": correct / tokens, "exact_match": exact / sequences, "loss": loss / tokens}
 
 
-def test_scores_match_a_plain_loop_and_head_runs_only_where_scored() -> None:
+def tiny_model_and_data(arch: str) -> tuple[LanguageModel, torch.Tensor, torch.Tensor]:
+    """One layer of d_model 16 over 6 tokens, and (7, 10) inputs with ~40% of targets scored."""
     torch.manual_seed(0)
-    config = build_config("mha", vocab_size=6, overrides={"d_model": 16, "n_layers": 1})
-    model = LanguageModel(config).eval()
-    inputs = torch.randint(0, 6, (7, 10))
+    config = build_config(arch, vocab_size=6, overrides={"d_model": 16, "n_layers": 1})
+    model = LanguageModel(config)
+    inputs = torch.randint(0, 6, (7, 10))  # (B, L)
     targets = torch.where(torch.rand(7, 10) < 0.4, torch.randint(0, 6, (7, 10)), IGNORE_INDEX)
+    return model, inputs, targets
+
+
+def test_scores_match_a_plain_loop_and_head_runs_only_where_scored() -> None:
+    model, inputs, targets = tiny_model_and_data("mha")
+    model.eval()
     targets[3] = IGNORE_INDEX  # a sequence with nothing scored leaves exact match alone
     targets[5, 2] = int(model(inputs)[5, 2].argmax())  # at least one certain hit
     batch = Batch(inputs, targets)
@@ -66,11 +73,7 @@ def test_scores_match_a_plain_loop_and_head_runs_only_where_scored() -> None:
 
 
 def test_scored_loss_is_the_scored_cross_entropy_plus_the_aux_loss() -> None:
-    torch.manual_seed(0)
-    config = build_config("mha-moe", vocab_size=6, overrides={"d_model": 16, "n_layers": 1})
-    model = LanguageModel(config).train()
-    inputs = torch.randint(0, 6, (5, 8))
-    targets = torch.where(torch.rand(5, 8) < 0.5, torch.randint(0, 6, (5, 8)), IGNORE_INDEX)
+    model, inputs, targets = tiny_model_and_data("mha-moe")
     batch = Batch(inputs, targets)
     task_loss, loss = scored_loss(model, inputs, batch.scored, targets)
     aux = model.aux_loss().detach()  # of the forward scored_loss ran
