@@ -116,6 +116,7 @@ def vmap_stepper(prepared: Any, seeds: int):
     from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
     from seqbench.architectures import LanguageModel
+    from seqbench.harness.train import scored_loss
 
     models = []
     for seed in range(seeds):
@@ -145,8 +146,7 @@ def vmap_stepper(prepared: Any, seeds: int):
     grads_of = vmap(grad_and_value(loss_of), in_dims=(0, 0, 0, 0, None, 0))
     inputs, scored, targets = draw(0)
     _, losses = grads_of(trained, fixed, buffers, inputs, scored, targets)
-    own = [F.cross_entropy(m(inputs[s], positions=scored).float(), targets[s][scored])
-           for s, m in enumerate(models)]  # fmt: skip
+    own = [scored_loss(m, inputs[s], scored, targets[s])[0] for s, m in enumerate(models)]
     check = max(abs(float(a) - float(b)) / abs(float(b)) for a, b in zip(losses, own, strict=True))
     for value in trained.values():
         value.requires_grad_(False)
