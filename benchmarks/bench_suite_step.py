@@ -85,7 +85,7 @@ def eager_stepper(prepared: Any, compiled: bool):
     import torch
 
     from seqbench.architectures import LanguageModel
-    from seqbench.harness.train import build_optimizer, scored_loss
+    from seqbench.harness.train import build_optimizer, clip_gradients, scored_loss
 
     torch.manual_seed(0)
     model = LanguageModel(prepared.config).train()
@@ -101,8 +101,7 @@ def eager_stepper(prepared: Any, compiled: bool):
         loss = loss_fn(batch.inputs, batch.scored, batch.targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if prepared.spec.grad_clip > 0:  # as the harness: 0 disables clipping
-            torch.nn.utils.clip_grad_norm_(model.parameters(), prepared.spec.grad_clip)
+        clip_gradients(model, prepared.spec)
         optimizer.step()
 
     return step

@@ -93,7 +93,7 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     from seqbench.architectures.model import LanguageModel
     from seqbench.harness.evaluate import evaluate
     from seqbench.harness.spec import RunSpec
-    from seqbench.harness.train import build_optimizer, lr_factor, scored_loss
+    from seqbench.harness.train import build_optimizer, clip_gradients, lr_factor, scored_loss
     from seqbench.tasks.base import make_task
 
     torch.set_num_threads(1)
@@ -126,7 +126,7 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
             loss.backward()
         t2 = cpu()
         with record_function("bench.optimizer"):
-            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+            clip_gradients(model, spec)
             optimizer.step()
             schedule.step()
             float(loss.detach())

@@ -81,6 +81,13 @@ def scored_loss(
     return task_loss, task_loss + model.aux_loss()
 
 
+def clip_gradients(model: nn.Module, spec: RunSpec) -> None:
+    """Clip the gradients' global norm to `spec.grad_clip`; 0 disables clipping (clipping to a
+    norm of 0 would zero every gradient). One definition for the loop and the benchmarks."""
+    if spec.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+
+
 def lr_factor(step: int, spec: RunSpec) -> float:
     """Multiplier of the peak lr at `step` (0-based): linear warm-up, then decay to 0."""
     warmup = spec.warmup or 0
@@ -150,8 +157,7 @@ def train(model: nn.Module, task: Task, spec: RunSpec) -> TrainResult:
             break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if spec.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+        clip_gradients(model, spec)
         optimizer.step()
         schedule.step()
         recent.append(float(task_loss.detach()))

@@ -12,7 +12,7 @@ from seqbench.harness.prepare import prepare
 from seqbench.harness.protocol import SOLVED
 from seqbench.harness.runner import execute, run_prepared
 from seqbench.harness.spec import RunSpec
-from seqbench.harness.train import scored_loss
+from seqbench.harness.train import clip_gradients, scored_loss
 from seqbench.tasks import IGNORE_INDEX, Batch
 from tests.harness_support import ECHO, tiny_spec
 
@@ -81,6 +81,24 @@ def test_scored_loss_is_the_scored_cross_entropy_plus_the_aux_loss() -> None:
     expected = reference_scores(model(inputs).detach(), targets)["loss"]
     assert abs(float(task_loss.detach()) - expected) < 1e-5
     torch.testing.assert_close(loss.detach(), task_loss.detach() + aux)
+
+
+def test_clip_gradients_caps_the_global_norm_and_zero_disables_it() -> None:
+    model, inputs, targets = tiny_model_and_data("mha")
+    scored_loss(model, inputs, Batch(inputs, targets).scored, targets)[1].backward()
+
+    def grads() -> list[torch.Tensor]:
+        return [p.grad for p in model.parameters() if p.grad is not None]
+
+    before = [g.clone() for g in grads()]
+    norm = float(torch.stack([g.norm() for g in before]).norm())
+    assert norm > 1e-3  # something to clip
+    spec = RunSpec(arch="mha", task="mqar", seq_len=16, device="cpu")
+    clip_gradients(model, dataclasses.replace(spec, grad_clip=0.0))
+    assert all(torch.equal(a, b) for a, b in zip(before, grads(), strict=True))
+    clip_gradients(model, dataclasses.replace(spec, grad_clip=norm / 4))
+    clipped = float(torch.stack([g.norm() for g in grads()]).norm())
+    assert abs(clipped - norm / 4) < 1e-4 * norm
 
 
 def test_early_stop_once_solved() -> None:
