@@ -18,8 +18,8 @@ Kernel paths (`kernel_path`, updated by every forward): "mamba-ssm-cuda" (mamba-
 `mamba_chunk_scan_combined` on CUDA when importable), "c-native" (the C kernel in
 `scans/native_kernels.c`, float32 on the CPU with impl="auto" when a C compiler is there),
 "torch-scan" (our chunked SSD; impl="torch" forces it),
-"torch-reference" (impl="reference", the sequential loop). With `allow_neg_eigval` the C and
-CUDA kernels are never used (both compute exp(ΔA)): impl="auto" takes "torch-scan".
+"torch-reference" (impl="reference", the sequential loop). With `allow_neg_eigval` the CUDA
+kernel is never used (it computes exp(ΔA)); the C kernel takes the signed transition as it is.
 """
 
 from __future__ import annotations
@@ -146,9 +146,9 @@ class Mamba2(nn.Module):
     def _run(self, u: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         z, xbc_raw, dt_raw = self._split_in(u)
         x, B, C = self._split_xbc(conv_silu(self.conv, xbc_raw, fused=self.impl == "auto"))
-        # the fused kernels only know exp(ΔA): signed transitions stay on the PyTorch scan.
-        fused = self.impl == "auto" and not self.allow_neg_eigval
-        kernel = cuda.ssd_kernel(u) if fused else None
+        fused = self.impl == "auto"
+        # mamba-ssm's kernel only knows exp(ΔA); the C kernel takes signed transitions too.
+        kernel = cuda.ssd_kernel(u) if fused and not self.allow_neg_eigval else None
         if kernel is not None:
             y, S = kernel(
                 x, dt_raw, self._A(), B, C, CUDA_CHUNK,
@@ -162,7 +162,7 @@ class Mamba2(nn.Module):
             if self.impl == "reference":
                 y, S = ssd_ref(*args, signed=self.allow_neg_eigval)
             elif fused and dtype == torch.float32 and native.usable(u):
-                y, S = ssd_native(*args)
+                y, S = ssd_native(*args, signed=self.allow_neg_eigval)
                 self.kernel_path = native.PATH_NATIVE
             else:
                 y, S = ssd_chunked(*args, chunk=self.chunk, signed=self.allow_neg_eigval)

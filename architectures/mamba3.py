@@ -30,7 +30,9 @@ point by point):
 
 Kernel paths (`kernel_path`, updated by every forward): "mamba-ssm-cuda" (mamba-ssm's Triton
 `mamba3_siso_combined` on CUDA when importable, for SISO with positive transitions and the
-official angle), "torch-scan" (`scans.mamba3_scan.mamba3_chunked`), "torch-reference"
+official angle), "c-native" (`scans.mamba3_scan.mamba3_native`: SISO, float32 on the CPU with
+impl="auto" where a C compiler is found; either sign of transition), "torch-scan"
+(`scans.mamba3_scan.mamba3_chunked`), "torch-reference"
 (impl="reference": the sequential loop of the decode step).
 """
 
@@ -47,11 +49,12 @@ from torch import Tensor, nn
 from seqbench.architectures.mamba2 import _range
 from seqbench.architectures.norm import RMSNorm
 from seqbench.architectures.registry import MIXERS
-from seqbench.architectures.scans import cuda
+from seqbench.architectures.scans import cuda, native
 from seqbench.architectures.scans.mamba3_scan import (
     State,
     init_state,
     mamba3_chunked,
+    mamba3_native,
     mamba3_ref,
     mamba3_step,
 )
@@ -262,11 +265,23 @@ class Mamba3(nn.Module):
             self.kernel_path = cuda.PATH_MAMBA_SSM
         elif self.impl == "reference":
             y, state = mamba3_ref(*self._scan_args(p), self.allow_neg_eigval)
+        elif self._native_scan(p["x"]):
+            y, state = mamba3_native(*self._scan_args(p), self.allow_neg_eigval)
+            self.kernel_path = native.PATH_NATIVE
         else:
             y, state = mamba3_chunked(*self._scan_args(p), self.allow_neg_eigval, self.chunk)
             self.kernel_path = cuda.PATH_TORCH
         out = self._finish(y.to(u.dtype), p["x"].to(u.dtype), p["z"])
         return out, {k: v.to(u.dtype) for k, v in state.items()}
+
+    def _native_scan(self, x: Tensor) -> bool:
+        """The C kernel takes SISO float32 on the CPU (it has no rank axis)."""
+        return (
+            self.impl == "auto"
+            and not self.mimo_rank
+            and x.dtype == torch.float32
+            and native.usable(x)
+        )
 
     # -- CUDA (mamba-ssm's Mamba-3 SISO kernel) ----------------------------------------------------
     def _cuda_kernel(self, u: Tensor) -> Callable[..., Any] | None:

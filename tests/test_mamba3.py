@@ -19,8 +19,13 @@ from torch import Tensor
 
 from seqbench.architectures.contract import prefill_by_steps, state_bytes
 from seqbench.architectures.mamba3 import Mamba3
-from seqbench.architectures.scans import cuda, mamba3_scan
-from seqbench.architectures.scans.mamba3_scan import mamba3_chunked, mamba3_ref, rotate
+from seqbench.architectures.scans import cuda, mamba3_scan, native
+from seqbench.architectures.scans.mamba3_scan import (
+    mamba3_chunked,
+    mamba3_native,
+    mamba3_ref,
+    rotate,
+)
 from seqbench.errors import UserError
 
 F64 = torch.float64
@@ -137,6 +142,30 @@ EARLIER = {
 FORMS = {"official": {}, "earlier": EARLIER}
 
 
+needs_kernels = pytest.mark.skipif(not native.available(), reason=f"{native.INFO.reason}")
+
+
+@needs_kernels
+@pytest.mark.parametrize(("trapezoidal", "rope"), list(itertools.product([True, False], repeat=2)))
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("length", [1, 37])  # 37: past two of the kernel's checkpoints (16)
+def test_native_scan_equals_reference(
+    trapezoidal: bool, rope: bool, signed: bool, length: int
+) -> None:
+    """The C kernel's form (float32) against the sequential loop (float64), outputs, every
+    final-state entry and every input's gradient."""
+    inputs = scan_inputs(length, trapezoidal, rope, 0, K=2)
+    as32 = [None if t is None else t.detach().float().requires_grad_(True) for t in inputs]
+    y, state, grads = run_with_grads(lambda *a: mamba3_native(*a, signed), as32)
+    y_ref, state_ref, grads_ref = run_with_grads(lambda *a: mamba3_ref(*a, signed), inputs)
+    assert max_diff(y.double(), y_ref) < 1e-4
+    assert state.keys() == state_ref.keys()
+    for key in state:
+        assert state_diff(key, state[key].double(), state_ref[key]) < 1e-4, key
+    for i, (g, g_ref) in enumerate(zip(grads, grads_ref, strict=True)):
+        assert max_diff(g.double(), g_ref) < 1e-4 * max(1.0, float(g_ref.abs().max())), i
+
+
 def build(trapezoidal: bool = True, rope: bool = True, rank: int = 0, **kw: object) -> Mamba3:
     torch.manual_seed(0)
     knobs = {"use_trapezoidal": trapezoidal, "use_rope": rope, "mimo_rank": rank}
@@ -164,6 +193,30 @@ def test_mixer_fast_path_equals_reference_with_same_weights(
     (y_ref * w).sum().backward()
     for (name, p), q in zip(fast.named_parameters(), ref.parameters(), strict=True):
         assert max_diff(p.grad, q.grad) < 1e-10, name
+
+
+@needs_kernels
+@pytest.mark.parametrize("form", sorted(FORMS))
+@pytest.mark.parametrize("signed", [False, True])
+def test_mixer_takes_the_c_kernel_for_siso_float32(form: str, signed: bool) -> None:
+    """impl="auto" on the CPU: SISO float32 runs the C kernel (either sign of transition) and
+    equals the reference loop with the same weights; MIMO stays on the PyTorch scan."""
+    fast = build(impl="auto", allow_neg_eigval=signed, **FORMS[form])
+    ref = build(impl="reference", allow_neg_eigval=signed, **FORMS[form])
+    x = probe(2, 21)
+    (y_fast, s_fast), (y_ref, s_ref) = fast.prefill(x), ref.prefill(x)
+    assert fast.kernel_path == native.PATH_NATIVE
+    assert max_diff(y_fast, y_ref) < 1e-4
+    for key in s_ref:
+        assert state_diff(key, s_fast[key], s_ref[key]) < 1e-4, key
+    w = torch.randn(y_ref.shape, generator=_gen(5))
+    (y_fast * w).sum().backward()
+    (y_ref * w).sum().backward()
+    for (name, p), q in zip(fast.named_parameters(), ref.parameters(), strict=True):
+        assert max_diff(p.grad, q.grad) < 1e-4 * max(1.0, float(q.grad.abs().max())), name
+    mimo = build(rank=2, impl="auto", allow_neg_eigval=signed, **FORMS[form])
+    mimo(x)
+    assert mimo.kernel_path == cuda.PATH_TORCH
 
 
 # -- the official recurrence, re-derived ---------------------------------------------------------
@@ -391,7 +444,9 @@ def test_kernel_path_is_recorded_and_cuda_is_not_imported_for_cpu_tensors() -> N
     fast, ref = build(), build(impl="reference")
     fast(probe(1, 5))
     ref(probe(1, 5))
-    assert fast.kernel_path == cuda.PATH_TORCH and ref.kernel_path == cuda.PATH_REFERENCE
+    # float32 on the CPU: the C kernel where it builds, else the PyTorch scan.
+    expected = native.PATH_NATIVE if native.available() else cuda.PATH_TORCH
+    assert fast.kernel_path == expected and ref.kernel_path == cuda.PATH_REFERENCE
     assert cuda.mamba3_siso_kernel(torch.zeros(1)) is None
     assert ("mamba_ssm" in sys.modules) == already
 

@@ -98,7 +98,9 @@ def test_lru_kernel_equals_the_torch_scan(length: int, n: int) -> None:
     ("batch", "length", "heads", "headdim", "groups", "n"),
     [(2, 37, 4, 8, 2, 8), (2, 2 * SSD_CHECKPOINT + 3, 2, 32, 1, 64), (1, 1, 3, 16, 3, 4)],
 )
-def test_ssd_kernel_equals_the_torch_scan(batch, length, heads, headdim, groups, n) -> None:
+@pytest.mark.parametrize("signed", [False, True])
+def test_ssd_kernel_equals_the_torch_scan(batch, length, heads, headdim, groups, n, signed) -> None:
+    """Gradients of <y, w> + <S_L, v>: the kernel's adjoint starts from the final state's."""
     gen = torch.Generator().manual_seed(length)
     x = torch.randn(batch, length, heads, headdim, generator=gen)
     dt = torch.nn.functional.softplus(torch.randn(batch, length, heads, generator=gen) - 2)
@@ -106,8 +108,14 @@ def test_ssd_kernel_equals_the_torch_scan(batch, length, heads, headdim, groups,
     B = torch.randn(batch, length, groups, n, generator=gen)
     C = torch.randn(batch, length, groups, n, generator=gen)
     cot = torch.randn(batch, length, heads, headdim, generator=gen)
-    fast = run(ssd_native, [x, dt, A, B, C], cot)
-    oracle = run(lambda *a: ssd_chunked(*a, chunk=8), [x, dt, A, B, C], cot)
+    cot_S = torch.randn(batch, heads, headdim, n, generator=gen)
+    results = []
+    for fn in (ssd_native, lambda *a, **k: ssd_chunked(*a, chunk=8, **k)):
+        xs = [t.clone().requires_grad_(True) for t in (x, dt, A, B, C)]
+        y, S = fn(*xs, signed=signed)
+        ((y * cot).sum() + (S * cot_S).sum()).backward()
+        results.append([y, S, *(t.grad for t in xs)])
+    fast, oracle = results
     for name, a, b in zip(["y", "S", "dx", "ddt", "dA", "dB", "dC"], fast, oracle, strict=True):
         assert a.shape == b.shape, name
         scale = max(1.0, float(b.detach().abs().max()))

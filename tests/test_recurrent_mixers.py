@@ -198,9 +198,9 @@ def test_lru_ring_initialisation(r_min: float, r_max: float, max_phase: float) -
 # Mamba-1's small test size (A = -1..-4, Δ <= 0.1 at init) keeps every α > 0.3, so its Δ
 # range is widened here: ΔA then reaches -2 and some α < 0 (asserted below).
 SIGNED = {"mamba": {"dt_min": 0.05, "dt_max": 0.5}, "mamba2": {}}
-UNSIGNED_KERNELS = {  # name -> (the CUDA kernel lookup in `cuda`, the C kernel in the module)
+UNSIGNED_KERNELS = {  # name -> (the CUDA kernel lookup in `cuda`, the unsigned C kernel or None)
     "mamba": ("selective_scan_kernel", "selective_scan_native"),
-    "mamba2": ("ssd_kernel", "ssd_native"),
+    "mamba2": ("ssd_kernel", None),  # its C kernel takes the transition α itself: either sign
 }
 
 
@@ -255,8 +255,9 @@ def test_negative_eigenvalues_decode_equals_forward(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(SIGNED))
 def test_negative_eigenvalues_never_take_the_unsigned_kernels(name: str, monkeypatch) -> None:
-    """The C and CUDA kernels compute exp(ΔA): with the knob, impl="auto" must run the PyTorch
-    scan even where they are available. Here both are made "available" and fail when called."""
+    """mamba-ssm's kernels (and Mamba-1's C kernel) compute exp(ΔA): with the knob, impl="auto"
+    must not run them even where they are available. Here they are made "available" and fail
+    when called; Mamba-2's C kernel, which takes α itself, is the one kernel left to run."""
     module = sys.modules[SMALL[name][0].__module__]
     cuda_lookup, native_fn = UNSIGNED_KERNELS[name]
 
@@ -264,20 +265,41 @@ def test_negative_eigenvalues_never_take_the_unsigned_kernels(name: str, monkeyp
         raise AssertionError("the unsigned kernel ran with allow_neg_eigval")
 
     monkeypatch.setattr(module.cuda, cuda_lookup, lambda t: unsigned_kernel)
-    monkeypatch.setattr(module.native, "usable", lambda *t: True)
-    monkeypatch.setattr(module, native_fn, unsigned_kernel)
     x = probe(1, 9)
-    with pytest.raises(AssertionError, match="unsigned kernel"):  # the patches do bite
+    with pytest.raises(AssertionError, match="unsigned kernel"):  # the patch does bite
         build(name)(x)
-    monkeypatch.setattr(module.cuda, cuda_lookup, lambda t: None)
-    with pytest.raises(AssertionError, match="unsigned kernel"):  # the C one too
-        build(name)(x)
+    if native_fn is not None:
+        monkeypatch.setattr(module.native, "usable", lambda *t: True)
+        monkeypatch.setattr(module, native_fn, unsigned_kernel)
+        monkeypatch.setattr(module.cuda, cuda_lookup, lambda t: None)
+        with pytest.raises(AssertionError, match="unsigned kernel"):  # the C one too
+            build(name)(x)
+        monkeypatch.setattr(module.cuda, cuda_lookup, lambda t: unsigned_kernel)
     signed = build(name, allow_neg_eigval=True)
     y = signed(x)
-    assert signed.kernel_path == cuda.PATH_TORCH
+    c_kernel = native_fn is None and native.available()
+    assert signed.kernel_path == (native.PATH_NATIVE if c_kernel else cuda.PATH_TORCH)
     monkeypatch.undo()
     ref = build(name, impl="reference", allow_neg_eigval=True)
     assert max_diff(y, ref(x)) < 1e-5
+
+
+@pytest.mark.skipif(not native.available(), reason=f"{native.INFO.reason}")
+def test_signed_mamba2_on_the_c_kernel_equals_reference() -> None:
+    """Gradients too: the C kernel's α gradient carried back through 2 exp(ΔA) − 1."""
+    fast = build("mamba2", allow_neg_eigval=True, **SIGNED["mamba2"])
+    ref = build("mamba2", impl="reference", allow_neg_eigval=True, **SIGNED["mamba2"])
+    x = probe(2, 21)
+    with torch.no_grad():
+        assert bool((_transitions(fast, x) < 0).any()), "no negative transition"
+    y_fast, y_ref = fast(x), ref(x)
+    assert fast.kernel_path == native.PATH_NATIVE
+    assert max_diff(y_fast, y_ref) < 1e-5
+    w = torch.randn(y_ref.shape, generator=torch.Generator().manual_seed(5))
+    (y_fast * w).sum().backward()
+    (y_ref * w).sum().backward()
+    for (pname, p), q in zip(fast.named_parameters(), ref.parameters(), strict=True):
+        assert max_diff(p.grad, q.grad) < 1e-4 * max(1.0, float(q.grad.abs().max())), pname
 
 
 @pytest.mark.parametrize("name", list(SIGNED))

@@ -18,7 +18,7 @@ given per head (the mixer decides how they come from the input: mamba-ssm's π t
 or a raw projection); the mod 2π only keeps the angle small (exact in float64, accurate in
 float32 at any length), cos and sin do not see it.
 
-Two implementations with one signature:
+Three implementations with one signature:
 - `mamba3_ref`: the sequential loop over `mamba3_step` (also the decode step), obviously
   correct and differentiated by autograd.
 - `mamba3_chunked`: the rotation applied to all of B and C at once (angles by cumsum), then
@@ -26,6 +26,11 @@ Two implementations with one signature:
   later state through α_{s+1} first, so its weight there is σ_s = γ_s + β_{s+1}; only in its
   own state S_s is the weight γ_s, so the diagonal of each chunk's weight matrix is γ.
   MIMO flattens (time, rank) into one axis of T·R rows inside a chunk.
+- `mamba3_native` (SISO, float32 on the CPU): the same rotation and trapezoid folding, then
+  the recurrence in the C kernel of Mamba-2 (`ssd_scan_native`, one group per head), which
+  takes any transition α_t. The kernel runs U_t = α_t U_{t-1} + σ_t x_t B̃_tᵀ; the state the
+  model reads is S_t = U_t − β_{t+1} x_t B̃_tᵀ (input t has not yet passed α_{t+1}), so
+  y_t = U_t C̃_t − β_{t+1} (B̃_t · C̃_t) x_t, and S_L = U_L.
 
 The decode state (`init_state`) is exactly what the next step needs: the SSM state, the
 previous step's x and rotated B (the trapezoid's second term), and the cumulative angle.
@@ -50,7 +55,7 @@ from seqbench.architectures.scans.decay import (
     suffix_transition,
     transition,
 )
-from seqbench.architectures.scans.ssd import DEFAULT_CHUNK
+from seqbench.architectures.scans.ssd import DEFAULT_CHUNK, ssd_scan_native
 
 State = dict[str, Tensor]
 CHECKPOINT_TOKENS = 512  # longer sequences recompute each group of this many steps in backward
@@ -292,3 +297,33 @@ def mamba3_chunked(
     y = y.permute(0, 2, 3, 1, 4, 5).reshape(b, c * T, H, P, R)[:, :L]
     final["ssm"] = carried[:, :, -1]
     return y, final
+
+
+def mamba3_native(
+    x: Tensor,
+    a: Tensor,
+    gamma: Tensor,
+    beta: Tensor | None,
+    B: Tensor,
+    C: Tensor,
+    omega: Tensor | None,
+    signed: bool = False,
+) -> tuple[Tensor, State]:
+    """The C kernel's form with the signature of `mamba3_ref` (from the zero state); SISO
+    only (R = 1) and float32 on the CPU: callers check `native.usable` and the rank first."""
+    final: State = {}
+    if omega is not None:
+        angle = wrap(omega.double().cumsum(1)).to(omega.dtype)  # (b, L, H, K), as chunked
+        final["angle"] = angle[:, -1]
+        B, C = rotate(B, angle), rotate(C, angle)  # (b, L, H, N, 1)
+    if beta is not None:
+        final["x_prev"], final["B_prev"] = x[:, -1], B[:, -1]
+        beta_next = F.pad(beta[:, 1:], (0, 0, 0, 1))  # (b, L, H): β_{t+1}, 0 after the last
+        sigma = gamma + beta_next
+    else:
+        beta_next, sigma = None, gamma
+    x1, B1, C1 = x[..., 0], B[..., 0], C[..., 0]  # (b, L, H, P), (b, L, H, N)
+    y, final["ssm"] = ssd_scan_native(x1 * sigma[..., None], transition(a, signed), B1, C1)
+    if beta_next is not None:
+        y = y - (beta_next * (B1 * C1).sum(-1))[..., None] * x1  # (b, L, H, P)
+    return y[..., None], final

@@ -14,8 +14,9 @@ Mamba-1: there the decay differs per channel *and* state, so the decay matrix wo
 `signed` (Grazzi et al. 2025) makes the transition α_t = 2 exp(a_t) − 1 in (−1, 1] instead of
 exp(a_t) in (0, 1]: a state can flip sign each step, which parity-like state tracking needs.
 The chunked form then builds its decay products as exp(Σ log |α|) times the parity sign of the
-negative factors (`scans/decay.py`, shared with Mamba-3's scan); the C kernel and mamba-ssm's
-CUDA kernel assume exp(a) and must not be used with it. `segsum` (also in `scans/decay.py`)
+negative factors (`scans/decay.py`, shared with Mamba-3's scan); the C kernel takes α as a
+number and runs either form, mamba-ssm's CUDA kernel assumes exp(a) and must not be used with
+it. `segsum` (also in `scans/decay.py`)
 takes differences as sums of the terms between two steps, which keeps exp(segsum) accurate
 in float32.
 """
@@ -125,47 +126,62 @@ def ssd_chunked(
 NATIVE_CHECKPOINT = 16  # steps between saved states in the C kernel (its chunk buffer fits L2)
 
 
-def ssd_native(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor) -> tuple[Tensor, Tensor]:
+def ssd_native(
+    x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *, signed: bool = False
+) -> tuple[Tensor, Tensor]:
     """The fused C kernel (`native_kernels.c`) with the signature of `ssd_ref` (no S0).
 
-    float32 on the CPU only; callers check `native.usable` first and otherwise use
-    `ssd_chunked` (the PyTorch path, also this kernel's oracle in the tests).
+    The kernel takes the transition α_t and the scaled input Δ_t x_t as they are, so the
+    signed form runs on it too; autograd carries their gradients back to Δ and A. float32 on
+    the CPU only; callers check `native.usable` first and otherwise use `ssd_chunked` (the
+    PyTorch path, also this kernel's oracle in the tests).
     """
-    return NativeSSDFn.apply(x, dt, A, B, C)
+    alpha = transition(dt * A, signed)  # (b, L, H)
+    return ssd_scan_native(x * dt[..., None], alpha, B, C)
+
+
+def ssd_scan_native(x: Tensor, alpha: Tensor, B: Tensor, C: Tensor) -> tuple[Tensor, Tensor]:
+    """S_t = α_t S_{t-1} + x_t B_tᵀ, y_t = S_t C_t in the C kernel, from the zero state.
+    x (b, L, H, P) already scaled; alpha (b, L, H) any sign; B, C (b, L, G, N).
+    Returns y (b, L, H, P) and S_L (b, H, P, N)."""
+    return NativeSSDFn.apply(x, alpha, B, C)
 
 
 class NativeSSDFn(torch.autograd.Function):
     """The recurrence itself, one step at a time over blocks of head channels, in C: no
-    (T x T) decay matrices, the state saved every NATIVE_CHECKPOINT steps and recomputed."""
+    (T x T) decay matrices, the state saved every NATIVE_CHECKPOINT steps and recomputed.
+    The final state is differentiable too (the adjoint starts from its gradient)."""
 
     @staticmethod
-    def forward(ctx, x, dt, A, B, C):  # type: ignore[override]
+    def forward(ctx, x, alpha, B, C):  # type: ignore[override]
         b, L, H, P = x.shape
         G, N = B.shape[-2:]
         xp = native.pad_last(x, native.BLOCK)  # (b, L, H, Pp): padded channels stay zero
-        dt, A, B, C = (t.contiguous() for t in (dt, A, B, C))
+        alpha, B, C = (t.contiguous() for t in (alpha, B, C))
         Pp, K = xp.shape[-1], NATIVE_CHECKPOINT
         blocks = H * Pp // native.BLOCK
         y = torch.empty_like(xp)
         ckpt = x.new_empty(b, -(-L // K) + 1, blocks, N, native.BLOCK)
-        native.library().ssd_fwd(*map(native.ptr, (xp, dt, A, B, C, y, ckpt)), b, L, H, Pp, G, N, K)
-        ctx.save_for_backward(xp, dt, A, B, C, ckpt)
+        native.library().ssd_fwd(*map(native.ptr, (xp, alpha, B, C, y, ckpt)), b, L, H, Pp, G, N, K)
+        ctx.save_for_backward(xp, alpha, B, C, ckpt)
         ctx.P = P
         last = ckpt[:, -1].view(b, H, Pp // native.BLOCK, N, native.BLOCK)
         S = last.transpose(-1, -2).reshape(b, H, Pp, N)[:, :, :P].contiguous()
-        ctx.mark_non_differentiable(S)
         return y[..., :P], S
 
     @staticmethod
-    def backward(ctx, grad_y, _grad_S):  # type: ignore[override]
-        xp, dt, A, B, C, ckpt = ctx.saved_tensors
+    def backward(ctx, grad_y, grad_S):  # type: ignore[override]
+        xp, alpha, B, C, ckpt = ctx.saved_tensors
         b, L, H, Pp = xp.shape
         G, N = B.shape[-2:]
         gy = native.pad_last(grad_y, native.BLOCK)
-        gx, gdt, gA = torch.empty_like(xp), torch.empty_like(dt), torch.empty_like(A)
+        # the final state's gradient in the kernel's block layout (b, H * Pp / W, N, W)
+        gS = xp.new_zeros(b, H, Pp, N) if grad_S is None else F.pad(grad_S, (0, 0, 0, Pp - ctx.P))
+        gS = gS.view(b, H, Pp // native.BLOCK, native.BLOCK, N).transpose(-1, -2).contiguous()
+        gx, galpha = torch.empty_like(xp), torch.empty_like(alpha)
         gB, gC = torch.empty_like(B), torch.empty_like(C)
         native.library().ssd_bwd(
-            *map(native.ptr, (xp, dt, A, B, C, ckpt, gy, gx, gdt, gA, gB, gC)),
+            *map(native.ptr, (xp, alpha, B, C, ckpt, gy, gS, gx, galpha, gB, gC)),
             b, L, H, Pp, G, N, NATIVE_CHECKPOINT,
         )  # fmt: skip
-        return gx[..., : ctx.P], gdt, gA, gB, gC
+        return gx[..., : ctx.P], galpha, gB, gC
