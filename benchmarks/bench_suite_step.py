@@ -48,6 +48,12 @@ CASES: dict[str, dict[str, Any]] = {
                         knobs={"vocab_size": 16, "num_tokens": 8}),
     "selcopy-mamba": dict(arch="mamba", task="selective_copy", d_model=64, seq_len=64,
                           knobs={"vocab_size": 16, "num_tokens": 8}),
+    # state tracking on Grazzi's protocol (lengths 3..40): Mamba-3 and a signed Mamba-2, whose
+    # C kernel path (`eager`) the PyTorch chunked scans (`eager-torch`) are measured against
+    "modular-mamba3": dict(arch="mamba3", task="modular", d_model=64, seq_len=40, min_seq_len=3,
+                           knobs={"modulus": 3, "vocab_size": 5}),
+    "parity-mamba2-signed": dict(arch="mamba2", task="parity", d_model=64, seq_len=40,
+                                 min_seq_len=3, overrides={"mamba2.allow_neg_eigval": True}),
 }  # fmt: skip
 VARIANTS = ("eager", "eager-torch", "compile", "seeds-vmap")
 BATCH, LR = 32, 3e-3
