@@ -245,6 +245,26 @@ def _in_groups(fn: Callable[..., Tensor], chunks: _Chunks, extra: Tensor | None)
     return torch.cat(outs, dim=2)
 
 
+def _angle_and_weights(
+    x: Tensor, gamma: Tensor, beta: Tensor | None, B: Tensor, omega: Tensor | None
+) -> tuple[Tensor | None, Tensor | None, Tensor, State]:
+    """What the chunked and the kernel forms share: the running angle φ (b, L, H, K) or None,
+    β_{t+1} (b, L, H) or None, the folded input weight σ_t = γ_t + β_{t+1}, and the decode
+    state's angle, x_prev and rotated B_prev after the last step."""
+    final: State = {}
+    angle = None
+    if omega is not None:
+        # summed in float64 so the angle is exact to float32 rounding at any length
+        angle = wrap(omega.double().cumsum(1)).to(omega.dtype)  # (b, L, H, K)
+        final["angle"] = angle[:, -1]
+    if beta is None:
+        return angle, None, gamma, final
+    final["x_prev"] = x[:, -1]
+    final["B_prev"] = _rotated(B[:, -1], None if angle is None else angle[:, -1])
+    beta_next = F.pad(beta[:, 1:], (0, 0, 0, 1))  # β_{t+1}, 0 after the last step
+    return angle, beta_next, gamma + beta_next, final
+
+
 def mamba3_chunked(
     x: Tensor,
     a: Tensor,
@@ -258,19 +278,7 @@ def mamba3_chunked(
 ) -> tuple[Tensor, State]:
     """Chunked form with the signature of `mamba3_ref` (from the zero state)."""
     b, L, H, P, R = x.shape
-    final: State = {}
-    angle = None
-    if omega is not None:
-        # summed in float64 so the angle is exact to float32 rounding at any length
-        angle = wrap(omega.double().cumsum(1)).to(omega.dtype)  # (b, L, H, K)
-        final["angle"] = angle[:, -1]
-    if beta is not None:
-        final["x_prev"] = x[:, -1]
-        final["B_prev"] = _rotated(B[:, -1], None if angle is None else angle[:, -1])
-        beta_next = F.pad(beta[:, 1:], (0, 0, 0, 1))  # β_{t+1}, 0 after the last step
-        sigma = gamma + beta_next
-    else:
-        beta_next, sigma = None, gamma
+    angle, beta_next, sigma, final = _angle_and_weights(x, gamma, beta, B, omega)
     log_abs, neg = log_transition(a, signed)
 
     T = min(chunk, L)
@@ -311,17 +319,8 @@ def mamba3_native(
 ) -> tuple[Tensor, State]:
     """The C kernel's form with the signature of `mamba3_ref` (from the zero state); SISO
     only (R = 1) and float32 on the CPU: callers check `native.usable` and the rank first."""
-    final: State = {}
-    if omega is not None:
-        angle = wrap(omega.double().cumsum(1)).to(omega.dtype)  # (b, L, H, K), as chunked
-        final["angle"] = angle[:, -1]
-        B, C = rotate(B, angle), rotate(C, angle)  # (b, L, H, N, 1)
-    if beta is not None:
-        final["x_prev"], final["B_prev"] = x[:, -1], B[:, -1]
-        beta_next = F.pad(beta[:, 1:], (0, 0, 0, 1))  # (b, L, H): β_{t+1}, 0 after the last
-        sigma = gamma + beta_next
-    else:
-        beta_next, sigma = None, gamma
+    angle, beta_next, sigma, final = _angle_and_weights(x, gamma, beta, B, omega)
+    B, C = _rotated(B, angle), _rotated(C, angle)  # (b, L, H, N, 1)
     x1, B1, C1 = x[..., 0], B[..., 0], C[..., 0]  # (b, L, H, P), (b, L, H, N)
     y, final["ssm"] = ssd_scan_native(x1 * sigma[..., None], transition(a, signed), B1, C1)
     if beta_next is not None:
