@@ -57,8 +57,8 @@ ATTN_SIZES = [ctypes.c_int] * 4 + [ctypes.c_float] + [ctypes.c_int] * 3
 SIGNATURES = {
     "selective_fwd": [ctypes.c_void_p] * 7 + [ctypes.c_int] * 5,
     "selective_bwd": [ctypes.c_void_p] * 12 + [ctypes.c_int] * 5,
-    "ssd_fwd": [ctypes.c_void_p] * 6 + [ctypes.c_int] * 7,
-    "ssd_bwd": [ctypes.c_void_p] * 11 + [ctypes.c_int] * 7,
+    "ssd_fwd": [ctypes.c_void_p] * 8 + [ctypes.c_int] * 7,
+    "ssd_bwd": [ctypes.c_void_p] * 15 + [ctypes.c_int] * 7,
     "conv_silu_fwd": [ctypes.c_void_p] * 4 + [ctypes.c_int] * 4,
     "conv_silu_bwd": [ctypes.c_void_p] * 8 + [ctypes.c_int] * 4,
     "lru_fwd": [ctypes.c_void_p] * 4 + [ctypes.c_int] * 3,

@@ -138,15 +138,27 @@ void selective_bwd(const float *u, const float *dt, const float *At, const float
     free(gCv);
 }
 
-/* Scalar-transition (SSD) scan, forward: Mamba-2 and Mamba-3. Per head h (group g = h / (H / G))
- * and step t, with one transition α_t per head (any sign: the caller computes exp(Δ A), Grazzi's
- * 2 exp(Δ A) − 1 or Mamba-3's data-dependent decay) and an input the caller has scaled:
- *     S_t = α_t S_{t-1} + x_t B_tᵀ (P x N),   y_t = S_t C_t.
- * Lanes run over W head channels p, so the C readout needs no cross-lane sum.
- * x (Bsz, L, H, P) with P a multiple of W (the caller pads); alpha (Bsz, L, H);
- * Bm, Cm (Bsz, L, G, N); y (Bsz, L, H, P) out; ckpt (Bsz, nck, H * P / W, N, W) out. */
-void ssd_fwd(const float *x, const float *alpha, const float *Bm, const float *Cm, float *y,
-             float *ckpt, int Bsz, int L, int H, int P, int G, int N, int K) {
+/* Scalar-transition (SSD) scan: Mamba-2 and Mamba-3. Per head h (group g = h / (H / G)) and
+ * step t, one transition a_t per head and an input weight d_t:
+ *     S_t = a_t S_{t-1} + (d_t x_t) B_tᵀ (P x N),   y_t = S_t C_t.
+ * Two ways to give them: Mamba-2's (dt, A), a_t = exp(Δ_t A_h) and d_t = Δ_t, computed here
+ * (alpha NULL); or alpha, a_t given as a number of any sign (Grazzi's 2 exp(ΔA) − 1,
+ * Mamba-3's data-dependent decay) with d_t = 1, the caller having scaled x (dt, A NULL).
+ * Lanes run over W head channels p, so the C readout needs no cross-lane sum. */
+static inline float ssd_weight(const float *dt, const float *alpha, size_t hrow) {
+    return alpha ? 1.0f : dt[hrow];
+}
+
+static inline float ssd_decay(const float *A, const float *alpha, size_t hrow, int h, float d) {
+    return alpha ? alpha[hrow] : expf(d * A[h]);
+}
+
+/* Forward. x (Bsz, L, H, P) with P a multiple of W (the caller pads); dt (Bsz, L, H) and
+ * A (H), or alpha (Bsz, L, H); Bm, Cm (Bsz, L, G, N); y (Bsz, L, H, P) out;
+ * ckpt (Bsz, nck, H * P / W, N, W) out. */
+void ssd_fwd(const float *x, const float *dt, const float *A, const float *alpha,
+             const float *Bm, const float *Cm, float *y, float *ckpt, int Bsz, int L, int H,
+             int P, int G, int N, int K) {
     int nck = (L + K - 1) / K + 1, pb = P / W, blocks = H * pb;
     vf *S = aligned_alloc(sizeof(vf), sizeof(vf) * N);
     for (int b = 0; b < Bsz; b++) {
@@ -158,13 +170,13 @@ void ssd_fwd(const float *x, const float *alpha, const float *Bm, const float *C
                     float *ck = ckpt + (((size_t)(b * nck + t / K) * blocks + blk) * N) * W;
                     memcpy(ck, S, sizeof(vf) * N);
                 }
-                float a = alpha[((size_t)b * L + t) * H + h];
-                size_t xrow = (((size_t)b * L + t) * H + h) * P + p0;
+                size_t hrow = ((size_t)b * L + t) * H + h, xrow = hrow * P + p0;
+                float d = ssd_weight(dt, alpha, hrow), a = ssd_decay(A, alpha, hrow, h, d);
                 const float *Bt = Bm + (((size_t)b * L + t) * G + g) * N;
                 const float *Ct = Cm + (((size_t)b * L + t) * G + g) * N;
-                vf xv = load(x + xrow), yv = splat(0.0f);
+                vf dx = load(x + xrow) * d, yv = splat(0.0f);
                 for (int n = 0; n < N; n++) {
-                    S[n] = a * S[n] + xv * Bt[n];
+                    S[n] = a * S[n] + dx * Bt[n];
                     yv += S[n] * Ct[n];
                 }
                 store(y + xrow, yv);
@@ -177,18 +189,20 @@ void ssd_fwd(const float *x, const float *alpha, const float *Bm, const float *C
 }
 
 /* SSD backward: recompute each chunk's states from its checkpoint, then the adjoint
- * G_t = dy_t C_tᵀ + α_{t+1} G_{t+1} backwards, from G_L = the final state's gradient.
- * gy (Bsz, L, H, P), gS (Bsz, H * P / W, N, W) in; gx (Bsz, L, H, P), galpha (Bsz, L, H),
- * gB, gC (Bsz, L, G, N) out. */
-void ssd_bwd(const float *x, const float *alpha, const float *Bm, const float *Cm,
-             const float *ckpt, const float *gy, const float *gS, float *gx, float *galpha,
-             float *gB, float *gC, int Bsz, int L, int H, int P, int G, int N, int K) {
+ * G_t = dy_t C_tᵀ + a_{t+1} G_{t+1} backwards, from G_L = the final state's gradient.
+ * gy (Bsz, L, H, P), gS (Bsz, H * P / W, N, W) in; gx (Bsz, L, H, P), gB, gC (Bsz, L, G, N)
+ * out, and gdt (Bsz, L, H), gA (H) or galpha (Bsz, L, H), as the forward was given. */
+void ssd_bwd(const float *x, const float *dt, const float *A, const float *alpha,
+             const float *Bm, const float *Cm, const float *ckpt, const float *gy,
+             const float *gS, float *gx, float *gdt, float *gA, float *galpha, float *gB,
+             float *gC, int Bsz, int L, int H, int P, int G, int N, int K) {
     int nck = (L + K - 1) / K + 1, pb = P / W, blocks = H * pb;
     vf *hs = aligned_alloc(sizeof(vf), sizeof(vf) * (size_t)(K + 1) * N);
-    vf *g = aligned_alloc(sizeof(vf), sizeof(vf) * (size_t)blocks * N); /* α_{t+1} G_{t+1} */
+    vf *g = aligned_alloc(sizeof(vf), sizeof(vf) * (size_t)blocks * N); /* a_{t+1} G_{t+1} */
     vf *gBv = aligned_alloc(sizeof(vf), sizeof(vf) * (size_t)K * G * N);
     vf *gCv = aligned_alloc(sizeof(vf), sizeof(vf) * (size_t)K * G * N);
-    memset(galpha, 0, sizeof(float) * (size_t)Bsz * L * H);
+    double *gAd = calloc((size_t)H, sizeof(double));
+    memset(alpha ? galpha : gdt, 0, sizeof(float) * (size_t)Bsz * L * H);
     for (int b = 0; b < Bsz; b++) {
         memcpy(g, gS + (size_t)b * blocks * N * W, sizeof(vf) * (size_t)blocks * N);
         for (int c = (L + K - 1) / K - 1; c >= 0; c--) {
@@ -200,33 +214,40 @@ void ssd_bwd(const float *x, const float *alpha, const float *Bm, const float *C
                 memcpy(hs, ckpt + (((size_t)(b * nck + c) * blocks + blk) * N) * W,
                        sizeof(vf) * N);
                 for (int t = t0; t < t1; t++) { /* recompute the chunk's states */
-                    float a = alpha[((size_t)b * L + t) * H + h];
+                    size_t hrow = ((size_t)b * L + t) * H + h;
+                    float d = ssd_weight(dt, alpha, hrow), a = ssd_decay(A, alpha, hrow, h, d);
                     const float *Bt = Bm + (((size_t)b * L + t) * G + gr) * N;
-                    vf xv = load(x + (((size_t)b * L + t) * H + h) * P + p0);
+                    vf dx = load(x + hrow * P + p0) * d;
                     const vf *hp = hs + (size_t)(t - t0) * N;
                     vf *hc = hs + (size_t)(t - t0 + 1) * N;
-                    for (int n = 0; n < N; n++) hc[n] = a * hp[n] + xv * Bt[n];
+                    for (int n = 0; n < N; n++) hc[n] = a * hp[n] + dx * Bt[n];
                 }
                 for (int t = t1 - 1; t >= t0; t--) { /* adjoint, backwards in time */
                     int k = t - t0;
                     size_t hrow = ((size_t)b * L + t) * H + h, xrow = hrow * P + p0;
                     size_t brow = (((size_t)b * L + t) * G + gr) * N;
-                    float a = alpha[hrow];
+                    float d = ssd_weight(dt, alpha, hrow), a = ssd_decay(A, alpha, hrow, h, d);
                     const float *Bt = Bm + brow, *Ct = Cm + brow;
-                    vf xv = load(x + xrow), gyv = load(gy + xrow);
-                    vf gxv = splat(0.0f), gav = splat(0.0f);
+                    vf xv = load(x + xrow), dx = xv * d, gyv = load(gy + xrow);
+                    vf gdx = splat(0.0f), gda = splat(0.0f);
                     const vf *hp = hs + (size_t)k * N, *hc = hs + (size_t)(k + 1) * N;
                     vf *gBk = gBv + ((size_t)k * G + gr) * N, *gCk = gCv + ((size_t)k * G + gr) * N;
                     for (int n = 0; n < N; n++) {
                         vf gt = gb[n] + gyv * Ct[n]; /* dL/dS_t */
                         gCk[n] += gyv * hc[n];
-                        gBk[n] += gt * xv;
-                        gxv += gt * Bt[n];
-                        gav += gt * hp[n];
+                        gBk[n] += gt * dx;
+                        gdx += gt * Bt[n];
+                        gda += gt * hp[n];
                         gb[n] = a * gt;
                     }
-                    store(gx + xrow, gxv);
-                    galpha[hrow] += hsum(gav); /* summed over the head's channel blocks */
+                    store(gx + xrow, gdx * d);
+                    if (alpha) { /* summed over the head's channel blocks */
+                        galpha[hrow] += hsum(gda);
+                    } else {
+                        float da = hsum(gda) * a; /* dL/d(Δ_t A_h) */
+                        gdt[hrow] += da * A[h] + hsum(gdx * xv);
+                        gAd[h] += (double)da * d;
+                    }
                 }
             }
             for (int t = t0; t < t1; t++) {
@@ -238,10 +259,13 @@ void ssd_bwd(const float *x, const float *alpha, const float *Bm, const float *C
             }
         }
     }
+    if (!alpha)
+        for (int h = 0; h < H; h++) gA[h] = (float)gAd[h];
     free(hs);
     free(g);
     free(gBv);
     free(gCv);
+    free(gAd);
 }
 
 /* Depthwise causal convolution over time followed by SiLU, forward:

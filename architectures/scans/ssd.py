@@ -131,39 +131,48 @@ def ssd_native(
 ) -> tuple[Tensor, Tensor]:
     """The fused C kernel (`native_kernels.c`) with the signature of `ssd_ref` (no S0).
 
-    The kernel takes the transition α_t and the scaled input Δ_t x_t as they are, so the
-    signed form runs on it too; autograd carries their gradients back to Δ and A. float32 on
-    the CPU only; callers check `native.usable` first and otherwise use `ssd_chunked` (the
-    PyTorch path, also this kernel's oracle in the tests).
+    Unsigned, the kernel computes exp(Δ A) and Δ x itself (Mamba-2's own form); signed, it
+    takes the transition 2 exp(Δ A) − 1 and the scaled input Δ x as numbers (`ssd_scan_native`)
+    and autograd carries their gradients back to Δ and A. float32 on the CPU only; callers
+    check `native.usable` first and otherwise use `ssd_chunked` (the PyTorch path, also this
+    kernel's oracle in the tests).
     """
-    alpha = transition(dt * A, signed)  # (b, L, H)
-    return ssd_scan_native(x * dt[..., None], alpha, B, C)
+    if signed:
+        return ssd_scan_native(x * dt[..., None], transition(dt * A, True), B, C)
+    return NativeSSDFn.apply(x, dt, A, None, B, C)
 
 
 def ssd_scan_native(x: Tensor, alpha: Tensor, B: Tensor, C: Tensor) -> tuple[Tensor, Tensor]:
     """S_t = α_t S_{t-1} + x_t B_tᵀ, y_t = S_t C_t in the C kernel, from the zero state.
     x (b, L, H, P) already scaled; alpha (b, L, H) any sign; B, C (b, L, G, N).
     Returns y (b, L, H, P) and S_L (b, H, P, N)."""
-    return NativeSSDFn.apply(x, alpha, B, C)
+    return NativeSSDFn.apply(x, None, None, alpha, B, C)
+
+
+def _ptr(t: Tensor | None) -> int | None:
+    return None if t is None else native.ptr(t)
 
 
 class NativeSSDFn(torch.autograd.Function):
     """The recurrence itself, one step at a time over blocks of head channels, in C: no
     (T x T) decay matrices, the state saved every NATIVE_CHECKPOINT steps and recomputed.
-    The final state is differentiable too (the adjoint starts from its gradient)."""
+    Takes (dt, A) with alpha None, or alpha with dt and A None (the kernel's two forms). The
+    final state is differentiable too (the adjoint starts from its gradient)."""
 
     @staticmethod
-    def forward(ctx, x, alpha, B, C):  # type: ignore[override]
+    def forward(ctx, x, dt, A, alpha, B, C):  # type: ignore[override]
         b, L, H, P = x.shape
         G, N = B.shape[-2:]
         xp = native.pad_last(x, native.BLOCK)  # (b, L, H, Pp): padded channels stay zero
-        alpha, B, C = (t.contiguous() for t in (alpha, B, C))
+        dt, A, alpha, B, C = (None if t is None else t.contiguous() for t in (dt, A, alpha, B, C))
         Pp, K = xp.shape[-1], NATIVE_CHECKPOINT
         blocks = H * Pp // native.BLOCK
         y = torch.empty_like(xp)
         ckpt = x.new_empty(b, -(-L // K) + 1, blocks, N, native.BLOCK)
-        native.library().ssd_fwd(*map(native.ptr, (xp, alpha, B, C, y, ckpt)), b, L, H, Pp, G, N, K)
-        ctx.save_for_backward(xp, alpha, B, C, ckpt)
+        native.library().ssd_fwd(
+            *map(_ptr, (xp, dt, A, alpha, B, C, y, ckpt)), b, L, H, Pp, G, N, K
+        )
+        ctx.save_for_backward(xp, dt, A, alpha, B, C, ckpt)
         ctx.P = P
         last = ckpt[:, -1].view(b, H, Pp // native.BLOCK, N, native.BLOCK)
         S = last.transpose(-1, -2).reshape(b, H, Pp, N)[:, :, :P].contiguous()
@@ -171,17 +180,17 @@ class NativeSSDFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y, grad_S):  # type: ignore[override]
-        xp, alpha, B, C, ckpt = ctx.saved_tensors
+        xp, dt, A, alpha, B, C, ckpt = ctx.saved_tensors
         b, L, H, Pp = xp.shape
         G, N = B.shape[-2:]
         gy = native.pad_last(grad_y, native.BLOCK)
         # the final state's gradient in the kernel's block layout (b, H * Pp / W, N, W)
         gS = xp.new_zeros(b, H, Pp, N) if grad_S is None else F.pad(grad_S, (0, 0, 0, Pp - ctx.P))
         gS = gS.view(b, H, Pp // native.BLOCK, native.BLOCK, N).transpose(-1, -2).contiguous()
-        gx, galpha = torch.empty_like(xp), torch.empty_like(alpha)
-        gB, gC = torch.empty_like(B), torch.empty_like(C)
+        gx, gB, gC = torch.empty_like(xp), torch.empty_like(B), torch.empty_like(C)
+        gdt, gA, galpha = (None if t is None else torch.empty_like(t) for t in (dt, A, alpha))
         native.library().ssd_bwd(
-            *map(native.ptr, (xp, alpha, B, C, ckpt, gy, gS, gx, galpha, gB, gC)),
+            *map(_ptr, (xp, dt, A, alpha, B, C, ckpt, gy, gS, gx, gdt, gA, galpha, gB, gC)),
             b, L, H, Pp, G, N, NATIVE_CHECKPOINT,
         )  # fmt: skip
-        return gx[..., : ctx.P], galpha, gB, gC
+        return gx[..., : ctx.P], gdt, gA, galpha, gB, gC
