@@ -1,8 +1,8 @@
 """Would `torch.compile` or training a configuration's seeds as one batched model make the
 `paper` suite cheaper? Measured on the suite's own most expensive steps.
 
-The suite is ~320 worker-minutes of training on this 2-core CPU (docs/findings.md, runs 13 and
-16), about a fifth of it memorisation. Issue 24 names two ways to make it cheaper
+The suite is ~270 worker-minutes of training on this 2-core CPU (docs/findings.md, runs 16 and
+18), about a fifth of it memorisation. Issue 24 names two ways to make it cheaper
 rather than smaller; this measures both against the step the harness takes today, one thread,
 each variant in a fresh process (the C kernels are chosen once per process):
 
