@@ -1,6 +1,7 @@
 """Suites: TOML files of run grids (built-ins shipped in harness/suites/, user files by path).
 
     description = "one line shown by `seqbench list suites`"
+    lr_search = "first-solved"   # optional, default "all": see seqbench.harness.lr_search
 
     [defaults]              # any RunSpec field, applied to every grid below
     steps = 400
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.errors import UserError
+from seqbench.harness.lr_search import LR_SEARCHES
 from seqbench.harness.spec import RunSpec
 from seqbench.registry import did_you_mean
 
@@ -41,7 +43,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-TOP_LEVEL_KEYS = ("description", "defaults", "by_task", "by_arch", "grid")
+TOP_LEVEL_KEYS = ("description", "lr_search", "defaults", "by_task", "by_arch", "grid")
 # [by_task.NAME], [by_arch.NAME]: fields for one task / architecture (the word errors use)
 BY_TABLES = {"task": "task", "arch": "architecture"}
 TABLE_FIELDS = ("knobs", "test_knobs", "overrides")
@@ -53,6 +55,7 @@ class Suite:
     description: str
     specs: list[RunSpec]
     source: str  # file the suite came from
+    lr_search: str = "all"  # how a sweep tries each configuration's lrs (harness/lr_search.py)
 
 
 def builtin_dir() -> Path:
@@ -103,7 +106,12 @@ def load_file(path: str | Path) -> Suite:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{where}: invalid TOML: {exc}") from None
-    return Suite(path.stem, str(data.get("description", "")), expand(data, where), str(path))
+    lr_search = data.get("lr_search", "all")
+    if lr_search not in LR_SEARCHES:
+        choices = ", ".join(LR_SEARCHES)
+        raise UserError(f"{where}: lr_search must be one of {choices}, not {lr_search!r}")
+    description = str(data.get("description", ""))
+    return Suite(path.stem, description, expand(data, where), str(path), lr_search)
 
 
 def expand(data: dict[str, Any], where: str) -> list[RunSpec]:

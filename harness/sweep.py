@@ -10,6 +10,8 @@ Order of events, and why:
 4. the launcher runs the rest; each record is written atomically as it arrives;
 5. runs with a calibrated budget go last: their steps come from their setting's reference
    runs, recorded in step 4 (`seqbench.harness.calibration`).
+In steps 4 and 5, `lr_search` "first-solved" launches a configuration's learning rates one
+after another and stops at the first that solves it on every seed (`seqbench.harness.lr_search`).
 The folder's writer lock (`seqbench.harness.lock`, shared with profile and report) keeps two
 writers out of one folder.
 """
@@ -21,9 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from seqbench.errors import UserError
 from seqbench.harness.calibration import calibrate, check_references, setting_key
 from seqbench.harness.launchers import Job, Launcher, SerialLauncher, failed_record
 from seqbench.harness.lock import check_writable, folder_lock
+from seqbench.harness.lr_search import LR_SEARCHES, config_key, lr_stages, solved_configs
 from seqbench.harness.prepare import Prepared, prepare
 from seqbench.harness.progress import Progress
 from seqbench.harness.records import (
@@ -42,6 +46,7 @@ class SweepResult:
     run_ids: list[str] = field(default_factory=list)  # every run of the sweep, in order
     ran: int = 0
     skipped: int = 0
+    left_out: int = 0  # runs at learning rates the lr search did not need
     statuses: dict[str, int] = field(default_factory=dict)
 
 
@@ -62,9 +67,12 @@ def run_sweep(
     launcher: Launcher | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    lr_search: str = "all",
 ) -> SweepResult:
     """Run `specs` into `out_dir`: first every run whose budget is known, then the calibrated
     runs, whose budgets come from their references' records (harness/calibration.py)."""
+    if lr_search not in LR_SEARCHES:
+        raise UserError(f"lr_search must be one of {', '.join(LR_SEARCHES)}, not {lr_search!r}")
     launcher = launcher or SerialLauncher()
     prepared = plan(specs, launcher.device)  # calibrated runs at their caps: checked, not run
     check_references([p.spec for p in prepared])
@@ -79,20 +87,44 @@ def run_sweep(
         todo = [p for p in first if force or not is_done(out_dir, p.run_id)]
         if todo or len(first) < len(prepared):  # a rerun with nothing to do needs no write access
             check_writable(runs_dir(out_dir))
-        n_followers = len(prepared) - len(first)
-        progress = progress or Progress(len(todo) + n_followers, len(first) - len(todo))
+        progress = progress or Progress(len(prepared))
         try:
-            launch(todo, out_dir, launcher, progress, result)
-            budgets = calibrate(followers, reference_records(first, out_dir))
+            tried = launch_by_lr(first, out_dir, launcher, progress, result, force, lr_search)
+            budgets = calibrate(followers, reference_records(tried, out_dir))
             calibrated = plan(budgets, launcher.device)
-            later = [p for p in calibrated if force or not is_done(out_dir, p.run_id)]
-            progress.skip(n_followers - len(later))
-            launch(later, out_dir, launcher, progress, result)
+            tried += launch_by_lr(calibrated, out_dir, launcher, progress, result, force, lr_search)
         finally:
             progress.close()
-    result.run_ids = list(dict.fromkeys(p.run_id for p in [*first, *calibrated]))
+    result.run_ids = list(dict.fromkeys(p.run_id for p in tried))
     result.skipped = len(result.run_ids) - result.ran
+    result.left_out = len(prepared) - len(result.run_ids)
     return result
+
+
+def launch_by_lr(
+    prepared: list[Prepared],
+    out_dir: str | os.PathLike,
+    launcher: Launcher,
+    progress: Progress,
+    result: SweepResult,
+    force: bool,
+    lr_search: str,
+) -> list[Prepared]:
+    """Launch `prepared` (what is recorded ok is skipped unless `force`), stage by stage of the
+    lr search, leaving out the configurations an earlier stage solved; returns the runs tried."""
+    tried: list[Prepared] = []
+    solved: set[str] = set()
+    for stage in lr_stages(prepared, lr_search):
+        batch = [p for p in stage if config_key(p.spec) not in solved]
+        todo = [p for p in batch if force or not is_done(out_dir, p.run_id)]
+        progress.skip(len(stage) - len(todo))
+        launch(todo, out_dir, launcher, progress, result)
+        tried += batch
+        if lr_search != "all":
+            solved |= solved_configs(
+                tried, lambda run_id: read_record(record_path(out_dir, run_id))
+            )
+    return tried
 
 
 def launch(

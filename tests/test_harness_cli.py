@@ -194,3 +194,21 @@ def test_set_given_twice_with_different_values_is_one_line_error() -> None:
         parse_pairs(("d_model=64", "d_model=32"), "--set")
     with pytest.raises(UserError, match="expects KEY=VALUE"):
         parse_pairs(("d_model",), "--set")
+
+
+def test_a_suite_with_lr_search_says_what_it_left_out(tmp_path: Path, cli) -> None:
+    text = (
+        "lr_search = 'first-solved'\n[defaults]\nsteps = 60\neval_every = 5\nseq_len = 8\n"
+        "d_model = 16\nn_layers = 1\nbatch_size = 8\ndevice = 'cpu'\n"
+        "overrides = { 'attention.n_heads' = 2, 'attention.n_kv_heads' = 2 }\n"
+        f"[[grid]]\narch = 'mha'\ntask = '{ECHO}'\nlr = [3e-3, 1e-7]\n"
+    )
+    path = suite_file(tmp_path, text)
+    dry = cli("run", "--config", str(path), "--dry-run")
+    assert dry.code == 0, dry.stderr
+    assert "mine: 2 runs (" in dry.stdout and "lr_search = 'first-solved'" in dry.stdout
+    done = cli("run", "--config", str(path), "--out", str(tmp_path / "out"))
+    assert done.code == 0, done.stderr
+    assert "[1/2] ok" in done.stdout  # the total counts every lr until the search drops some
+    assert "1 run(s) at later learning rates were not needed" in done.stdout
+    assert [r["spec"]["lr"] for r in iter_records(tmp_path / "out")] == [3e-3]

@@ -127,6 +127,7 @@ steps = 9
         ("[by_task.mqr]\nlr=1\n[[grid]]\narch='mha'\ntask='mqar'\n", "did you mean 'mqar'"),
         ("[by_task.x]\ntask='y'\n[[grid]]\narch='mha'\ntask='x'\n", "cannot set task"),
         ("by_task=3\n[[grid]]\narch='mha'\ntask='x'\n", r"\[by_task\] must hold"),
+        ("lr_search='best'\n[[grid]]\narch='mha'\ntask='x'\n", "lr_search must be one of all"),
     ],
 )
 def test_bad_suite_files_fail_in_one_line(tmp_path: Path, text: str, fragment: str) -> None:

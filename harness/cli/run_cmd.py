@@ -176,7 +176,7 @@ def command(ctx: click.Context, **opts: Any) -> None:
     from seqbench.harness.cli.options import make_launcher
     from seqbench.harness.sweep import plan, run_sweep
 
-    name, specs = gather_specs(opts, ctx.args)
+    name, specs, lr_search = gather_specs(opts, ctx.args)
     if opts["device"]:
         specs = [dataclasses.replace(s, device=opts["device"]) for s in specs]
     out = opts["out"] or Path("results") / name
@@ -189,14 +189,20 @@ def command(ctx: click.Context, **opts: Any) -> None:
         for prepared in plans:
             click.echo(f"{prepared.run_id}  {prepared.spec.label()}")
         click.echo(f"\n{name}: " + project(plans).line(opts["workers"] or 1))
+        if lr_search != "all":
+            click.echo(
+                f"lr_search = {lr_search!r}: a configuration's later learning rates run only "
+                "where the earlier ones left a seed unsolved, so the suite may run fewer of these"
+            )
         return
-    result = run_sweep(specs, out, launcher=launcher, force=opts["force"])
-    print_summary(out, result.run_ids, result.skipped)
+    result = run_sweep(specs, out, launcher=launcher, force=opts["force"], lr_search=lr_search)
+    print_summary(out, result.run_ids, result.skipped, result.left_out)
     sys.exit(1 if result.statuses.get("failed") else 0)
 
 
-def gather_specs(opts: dict[str, Any], extra: list[str]) -> tuple[str, list]:
-    """(name for the default output folder, specs) from the suite, file or ad-hoc flags."""
+def gather_specs(opts: dict[str, Any], extra: list[str]) -> tuple[str, list, str]:
+    """(name for the default output folder, specs, lr search) from the suite, file or ad-hoc
+    flags (an ad-hoc grid tries every lr it is given)."""
     from seqbench.harness.suites import expand, load_builtin, load_file
 
     adhoc = [f"--{k.replace('_', '-')}" for k in ADHOC_FIELDS if opts[k] and k not in SELECTORS]
@@ -208,7 +214,8 @@ def gather_specs(opts: dict[str, Any], extra: list[str]) -> tuple[str, list]:
         raise UserError(f"give one of --suite, --config or ad-hoc flags, not {' and '.join(given)}")
     if sources:
         suite = load_builtin(opts["suite"]) if opts["suite"] else load_file(opts["config"])
-        return suite.name, with_seeds(only_tasks(suite.specs, opts["task"]), opts["seed"])
+        specs = with_seeds(only_tasks(suite.specs, opts["task"]), opts["seed"])
+        return suite.name, specs, suite.lr_search
     if not opts["arch"] or not opts["task"]:
         raise UserError("give --suite NAME, --config FILE.toml, or --arch A --task T")
     grid: dict[str, Any] = {
@@ -220,7 +227,7 @@ def gather_specs(opts: dict[str, Any], extra: list[str]) -> tuple[str, list]:
     grid["knobs"] = parse_pairs(opts["knobs"], "--knob")
     grid["test_knobs"] = parse_pairs(opts["test_knobs"], "--test-knob")
     grid["knobs"].update(parse_knob_flags(extra, grid["task"]))
-    return "adhoc", expand({"grid": [grid]}, "command line")
+    return "adhoc", expand({"grid": [grid]}, "command line"), "all"
 
 
 # Flags that, with --suite/--config, select from the suite instead of making a grid.
@@ -280,7 +287,7 @@ def unknown_option_message(name: str, tasks: list[str], knobs: list[str]) -> str
     return f"no such option --{name} (neither a run option nor a knob of {where}){hint}"
 
 
-def print_summary(out: Path, run_ids: list[str], skipped: int) -> None:
+def print_summary(out: Path, run_ids: list[str], skipped: int, left_out: int = 0) -> None:
     from seqbench.harness.store import load_records
     from seqbench.harness.summary import summary_table
 
@@ -289,5 +296,10 @@ def print_summary(out: Path, run_ids: list[str], skipped: int) -> None:
     click.echo("")
     if skipped:
         click.echo(f"{skipped} run(s) already recorded ok were skipped (--force reruns them)")
+    if left_out:
+        click.echo(
+            f"{left_out} run(s) at later learning rates were not needed: an earlier one solved "
+            "their configuration on every seed (lr_search = first-solved)"
+        )
     click.echo(summary_table(frame))
     click.echo(f"\nrecords: {out / 'runs'}  ({len(frame)} of {len(run_ids)} runs recorded)")
