@@ -134,8 +134,9 @@ def launch(
     progress: Progress,
     result: SweepResult,
 ) -> None:
-    """Gate, launch and record `todo`; runs refused by the gate are recorded failed."""
-    jobs = [Job(p.run_id, p.spec.to_dict(), p.spec.label()) for p in todo]
+    """Gate, launch and record `todo`, longest first; runs refused by the gate are recorded
+    failed."""
+    jobs = [Job(p.run_id, p.spec.to_dict(), p.spec.label()) for p in longest_first(todo)]
     refused = gate_failures(todo)
     for job in jobs:
         if job.run_id in refused:
@@ -145,6 +146,13 @@ def launch(
     if runnable:
         for job, record in launcher.run(runnable, progress.started):
             finish(out_dir, job, record, progress, result, launcher)
+
+
+def longest_first(todo: list[Prepared]) -> list[Prepared]:
+    """`todo` by training tokens (steps x batch x length; a reference counts at its cap), the
+    most first, ties in the given order: a pool of workers then starts its longest runs early
+    and the sweep does not end on one of them running alone while the other workers idle."""
+    return sorted(todo, key=lambda p: -p.spec.steps * p.spec.batch_size * p.spec.seq_len)
 
 
 def reference_records(

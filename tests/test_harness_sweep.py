@@ -137,3 +137,20 @@ def test_records_are_plain_json(tmp_path: Path) -> None:
     (path,) = runs_dir(tmp_path).glob("*.json")
     data = json.loads(path.read_text())
     assert data["run_id"] == path.stem and data["kind"] == "run"
+
+
+def test_the_longest_runs_start_first(tmp_path: Path) -> None:
+    """Launch order is by training tokens (steps x batch x length), most first, ties as given,
+    so a pool does not end on one long run alone."""
+
+    order: list[tuple[int, int, int]] = []
+
+    class Recording(SerialLauncher):
+        def run(self, jobs, on_start):
+            order.extend((j.spec["steps"], j.spec["seq_len"], j.spec["seed"]) for j in jobs)
+            yield from super().run(jobs, on_start)
+
+    specs = [tiny(steps=4), tiny(steps=7), tiny(steps=4, seq_len=12), tiny(steps=4, seed=1)]
+    run_sweep(specs, tmp_path, launcher=Recording(), progress=quiet())
+    assert order == [(7, 8, 0), (4, 12, 0), (4, 8, 0), (4, 8, 1)]
+    assert len(list(iter_records(tmp_path))) == 4
