@@ -1,14 +1,20 @@
 """How a sweep tries the learning rates of a configuration: every one ("all", the default), or
 one after another in the order given until one solves the configuration on every seed
-("first-solved"; a suite file's top-level `lr_search`, docs/harness.md).
+("first-solved"; a suite file's top-level `lr_search`, or `seqbench run --lr-search`;
+docs/harness.md).
 
 Why first-solved exists: the report and the findings read each configuration at the lr with
-the best mean validation accuracy over seeds (`seqbench.harness.store.select_best_lr`). Once
-one lr has solved every seed (validation accuracy at the solved threshold, SOLVED), another lr
-can move that mean by at most 1 - SOLVED, so training it changes no verdict; yet the lrs that
-do not solve train their whole budget, which made them most of MQAR's cost in the `paper`
-suite. A configuration that no lr solves on every seed still tries every lr, so "did not
-learn" is never claimed on fewer lrs than the suite lists.
+the best mean final validation accuracy over seeds (`seqbench.harness.store.select_best_lr`).
+Once one lr ends at the solved threshold (SOLVED) on every seed, another lr can raise that mean
+by at most 1 - SOLVED; yet the lrs that do not solve train their whole budget, which made
+them most of MQAR's cost in the `paper` suite. A configuration that no lr solves on every
+seed still tries every lr, so "did not learn" never rests on fewer lrs than the suite lists.
+
+The output folder is part of the sweep: an lr of which the folder already holds a record of
+the configuration (another seed set, an earlier sweep with every lr) is tried again for every
+seed, so each lr a report reads has the same seeds, `--force` reruns it rather than leaving
+a stale record beside the new ones, and a reference's steps (harness/calibration.py) are
+taken over the same lrs on every rerun.
 
 A configuration is a run's spec without its lr and seed; its lrs keep the order in which the
 sweep's specs list them (a suite's lr axis, in file order).
@@ -16,12 +22,15 @@ sweep's specs list them (a suite's lr axis, in file order).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from seqbench.harness.calibration import solved_at
-from seqbench.harness.records import canonical_json
-from seqbench.harness.spec import RunSpec
+from seqbench.errors import UserError
+from seqbench.harness.protocol import is_solved
+from seqbench.harness.records import canonical_json, iter_records
+from seqbench.harness.spec import RunSpec, identity_of
 
 if TYPE_CHECKING:  # prepare builds models (torch): suite files load without it
     from seqbench.harness.prepare import Prepared
@@ -29,9 +38,10 @@ if TYPE_CHECKING:  # prepare builds models (torch): suite files load without it
 LR_SEARCHES = ("all", "first-solved")
 
 
-def config_key(spec: RunSpec) -> str:
+def config_key(spec: RunSpec | dict[str, Any]) -> str:
     """What the lrs and seeds of one configuration share."""
-    return canonical_json({k: v for k, v in spec.to_dict().items() if k not in ("lr", "seed")})
+    data = identity_of(spec.to_dict() if isinstance(spec, RunSpec) else spec)  # records too
+    return canonical_json({k: v for k, v in data.items() if k not in ("lr", "seed")})
 
 
 def lr_stages(prepared: Sequence[Prepared], lr_search: str) -> list[list[Prepared]]:
@@ -50,15 +60,47 @@ def lr_stages(prepared: Sequence[Prepared], lr_search: str) -> list[list[Prepare
     return stages
 
 
+def ends_solved(record: dict[str, Any] | None) -> bool:
+    """The run ended at the solved threshold: its final validation accuracy, which the lr pick
+    reads (a run that passed it and fell back is not solved)."""
+    if record is None or record.get("status") != "ok":
+        return False
+    return is_solved(((record.get("metrics") or {}).get("val") or {}).get("accuracy"))
+
+
 def solved_configs(
     tried: Sequence[Prepared], record_of: Callable[[str], dict[str, Any] | None]
 ) -> set[str]:
-    """The configurations of `tried` of which some lr solved every seed (a missing or failed
-    record is not solved)."""
+    """The configurations of `tried` of which some lr ended solved on every seed (a missing or
+    failed record is not solved)."""
     solved: dict[tuple[str, float], bool] = {}
     for p in tried:
-        record = record_of(p.run_id)
         key = (config_key(p.spec), p.spec.lr)
-        ok = record is not None and solved_at(record) is not None
-        solved[key] = solved.get(key, True) and ok
+        solved[key] = solved.get(key, True) and ends_solved(record_of(p.run_id))
     return {config for (config, _), ok in solved.items() if ok}
+
+
+@dataclass
+class LrSearch:
+    """One sweep's search: its mode and the (configuration, lr) pairs its folder holds."""
+
+    mode: str = "all"
+    recorded: set[tuple[str, float]] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, mode: str, out_dir: str | os.PathLike) -> LrSearch:
+        if mode not in LR_SEARCHES:
+            raise UserError(f"lr_search must be one of {', '.join(LR_SEARCHES)}, not {mode!r}")
+        if mode == "all":
+            return cls(mode)
+        runs = [r for r in iter_records(out_dir) if r.get("kind", "run") == "run"]
+        return cls(mode, {(config_key(r["spec"]), r["spec"]["lr"]) for r in runs})
+
+    def stages(self, prepared: Sequence[Prepared]) -> list[list[Prepared]]:
+        return lr_stages(prepared, self.mode)
+
+    def wanted(self, p: Prepared, solved: set[str]) -> bool:
+        """Whether `p` runs in its stage: its configuration is unsolved so far, or the folder
+        holds a record of it at this lr (module docstring)."""
+        key = config_key(p.spec)
+        return key not in solved or (key, p.spec.lr) in self.recorded

@@ -23,11 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from seqbench.errors import UserError
 from seqbench.harness.calibration import calibrate, check_references, setting_key
 from seqbench.harness.launchers import Job, Launcher, SerialLauncher, failed_record
 from seqbench.harness.lock import check_writable, folder_lock
-from seqbench.harness.lr_search import LR_SEARCHES, config_key, lr_stages, solved_configs
+from seqbench.harness.lr_search import LrSearch, solved_configs
 from seqbench.harness.prepare import Prepared, prepare
 from seqbench.harness.progress import Progress
 from seqbench.harness.records import (
@@ -71,9 +70,8 @@ def run_sweep(
 ) -> SweepResult:
     """Run `specs` into `out_dir`: first every run whose budget is known, then the calibrated
     runs, whose budgets come from their references' records (harness/calibration.py)."""
-    if lr_search not in LR_SEARCHES:
-        raise UserError(f"lr_search must be one of {', '.join(LR_SEARCHES)}, not {lr_search!r}")
     launcher = launcher or SerialLauncher()
+    search = LrSearch.of(lr_search, out_dir)  # a bad mode fails before anything runs
     prepared = plan(specs, launcher.device)  # calibrated runs at their caps: checked, not run
     check_references([p.spec for p in prepared])
     first = [p for p in prepared if p.spec.budget != "calibrated"]
@@ -89,15 +87,16 @@ def run_sweep(
             check_writable(runs_dir(out_dir))
         progress = progress or Progress(len(prepared))
         try:
-            tried = launch_by_lr(first, out_dir, launcher, progress, result, force, lr_search)
+            tried = launch_by_lr(first, out_dir, launcher, progress, result, force, search)
             budgets = calibrate(followers, reference_records(tried, out_dir))
             calibrated = plan(budgets, launcher.device)
-            tried += launch_by_lr(calibrated, out_dir, launcher, progress, result, force, lr_search)
+            progress.skip(len(prepared) - len(first) - len(calibrated))  # one budget, one run
+            tried += launch_by_lr(calibrated, out_dir, launcher, progress, result, force, search)
         finally:
             progress.close()
     result.run_ids = list(dict.fromkeys(p.run_id for p in tried))
     result.skipped = len(result.run_ids) - result.ran
-    result.left_out = len(prepared) - len(result.run_ids)
+    result.left_out = len(first) + len(calibrated) - len(result.run_ids)
     return result
 
 
@@ -108,22 +107,20 @@ def launch_by_lr(
     progress: Progress,
     result: SweepResult,
     force: bool,
-    lr_search: str,
+    search: LrSearch,
 ) -> list[Prepared]:
     """Launch `prepared` (what is recorded ok is skipped unless `force`), stage by stage of the
-    lr search, leaving out the configurations an earlier stage solved; returns the runs tried."""
+    lr search, leaving out what an earlier stage made unnecessary; returns the runs tried."""
     tried: list[Prepared] = []
     solved: set[str] = set()
-    for stage in lr_stages(prepared, lr_search):
-        batch = [p for p in stage if config_key(p.spec) not in solved]
+    for stage in search.stages(prepared):
+        batch = [p for p in stage if search.wanted(p, solved)]
         todo = [p for p in batch if force or not is_done(out_dir, p.run_id)]
         progress.skip(len(stage) - len(todo))
         launch(todo, out_dir, launcher, progress, result)
         tried += batch
-        if lr_search != "all":
-            solved |= solved_configs(
-                tried, lambda run_id: read_record(record_path(out_dir, run_id))
-            )
+        if search.mode != "all":
+            solved = solved_configs(tried, lambda rid: read_record(record_path(out_dir, rid)))
     return tried
 
 

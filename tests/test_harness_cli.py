@@ -212,3 +212,11 @@ def test_a_suite_with_lr_search_says_what_it_left_out(tmp_path: Path, cli) -> No
     assert "[1/2] ok" in done.stdout  # the total counts every lr until the search drops some
     assert "1 run(s) at later learning rates were not needed" in done.stdout
     assert [r["spec"]["lr"] for r in iter_records(tmp_path / "out")] == [3e-3]
+
+
+def test_lr_search_flag_overrides_the_suite(tmp_path: Path, cli) -> None:
+    args = ["run", "--arch", "mha", "--task", ECHO, *TINY, "--lr", "3e-3", "--lr", "1e-7"]
+    done = cli(*args, "--steps", "60", "--lr-search", "first-solved", "--out", str(tmp_path))
+    assert done.code == 0, done.stderr
+    assert [r["spec"]["lr"] for r in iter_records(tmp_path)] == [3e-3]
+    assert_one_line_error(cli(*args, "--lr-search", "best"), "Invalid value for '--lr-search'")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from seqbench.harness.lr_search import config_key, lr_stages
+from seqbench.harness.lr_search import config_key, ends_solved, lr_stages
 from seqbench.harness.progress import Progress
 from seqbench.harness.records import iter_records
 from seqbench.harness.spec import RunSpec
@@ -71,3 +71,34 @@ def test_the_paper_suite_searches_mqar_lrs_default_first() -> None:
     mqar = [s.lr for s in suite.specs if s.task == "mqar"]
     assert list(dict.fromkeys(mqar)) == [3e-3, 1e-3, 1e-2]
     assert load_builtin("quick").lr_search == "all"
+
+
+def test_lrs_the_folder_holds_are_tried_again_for_every_seed(tmp_path: Path) -> None:
+    """So each lr a report reads has the same seeds, and --force leaves no stale record."""
+    run_sweep(grid((SOLVES, STALLS)), tmp_path, progress=quiet())  # every lr, seeds 0 and 1
+    forced = run_sweep(
+        grid((SOLVES, STALLS)), tmp_path, progress=quiet(), force=True, lr_search="first-solved"
+    )
+    assert forced.ran == 4 and forced.left_out == 0
+    more = [RunSpec.from_dict(tiny_spec(lr=lr, seed=2, **COMMON)) for lr in (SOLVES, STALLS)]
+    again = run_sweep(more, tmp_path, progress=quiet(), lr_search="first-solved")
+    assert again.ran == 2 and again.left_out == 0
+    assert sorted((r["spec"]["lr"], r["spec"]["seed"]) for r in iter_records(tmp_path)) == [
+        (STALLS, 0), (STALLS, 1), (STALLS, 2), (SOLVES, 0), (SOLVES, 1), (SOLVES, 2)
+    ]  # fmt: skip
+
+
+def test_solved_means_the_final_validation_accuracy() -> None:
+    passed = {"status": "ok", "metrics": {"val": {"accuracy": 0.995}}}
+    fell_back = {"status": "ok", "metrics": {"val": {"accuracy": 0.80}, "steps_to": {"0.99": {}}}}
+    assert ends_solved(passed)
+    assert not ends_solved(fell_back)
+    assert not ends_solved({**passed, "status": "failed"}) and not ends_solved(None)
+
+
+def test_followers_that_calibrate_to_one_run_count_once(tmp_path: Path) -> None:
+    reference = grid((SOLVES,), budget="reference")
+    caps = [RunSpec.from_dict(tiny_spec(budget="calibrated", **{**COMMON, "steps": cap}))
+            for cap in (400, 500)]  # fmt: skip
+    result = run_sweep(reference + caps, tmp_path, progress=quiet())
+    assert result.ran == 3 and result.left_out == 0

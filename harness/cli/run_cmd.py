@@ -19,6 +19,7 @@ import click
 from seqbench.errors import UserError
 from seqbench.harness.bounds import click_type
 from seqbench.harness.cli.options import parse_pairs
+from seqbench.harness.lr_search import LR_SEARCHES
 from seqbench.registry import did_you_mean
 
 # Flags of the ad-hoc grid -> RunSpec field (repeatable ones are axes).
@@ -164,6 +165,12 @@ def knob_help_rows() -> list[tuple[str, str]]:
     "that other work leaves free, shared out among --launcher local's workers; the CPUs of a "
     "slurm or ray job].",
 )
+@click.option(
+    "--lr-search",
+    type=click.Choice(LR_SEARCHES),
+    help="Train every lr of a configuration, or its lrs in turn until one solves every seed "
+    "[the suite's lr_search; all for ad-hoc grids].",
+)
 @click.option("--force", is_flag=True, help="Rerun runs already recorded ok.")
 @click.option(
     "--dry-run",
@@ -177,6 +184,7 @@ def command(ctx: click.Context, **opts: Any) -> None:
     from seqbench.harness.sweep import plan, run_sweep
 
     name, specs, lr_search = gather_specs(opts, ctx.args)
+    lr_search = opts["lr_search"] or lr_search
     if opts["device"]:
         specs = [dataclasses.replace(s, device=opts["device"]) for s in specs]
     out = opts["out"] or Path("results") / name

@@ -1,7 +1,8 @@
 """Runs as a Slurm job array through submitit, `--workers N` of them at once (default: all).
 
 Why submitit: it pickles a call of `_run_job` on each job (a run or a profile point), writes
-the sbatch script, submits a whole sweep as one array (one sbatch call, not hundreds) and
+the sbatch script, submits what a sweep launches at once as one array (one sbatch call, not
+hundreds: the sweep, or its calibrated runs or one lr stage after the references) and
 brings back each record or the job's error. The same code runs on submitit's `local` executor (one
 subprocess per job on this machine) and its in-process `debug` executor, which is how this
 launcher is tested where there is no Slurm. submitit is optional: it is imported when the
@@ -169,7 +170,7 @@ class SlurmLauncher(Launcher):
         return executor
 
     def _room(self, in_flight: int, pending: int) -> int:
-        """How many jobs to submit now. Slurm takes the whole sweep as one array and throttles
+        """How many jobs to submit now. Slurm takes the whole launch as one array and throttles
         it itself; the local executor starts every job it is given at once, so it is fed
         `--workers` (default: one per CPU) at a time; debug runs one at a time in-process."""
         if self.cluster == "slurm":
