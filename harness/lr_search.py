@@ -11,10 +11,12 @@ them most of MQAR's cost in the `paper` suite. A configuration that no lr solves
 seed still tries every lr, so "did not learn" never rests on fewer lrs than the suite lists.
 
 The output folder is part of the sweep: an lr of which the folder already holds a record of
-the configuration (another seed set, an earlier sweep with every lr) is tried again for every
-seed, so each lr a report reads has the same seeds, `--force` reruns it rather than leaving
-a stale record beside the new ones, and a reference's steps (harness/calibration.py) are
-taken over the same lrs on every rerun.
+the configuration (an earlier sweep with every lr, another seed set) is tried again for every
+seed of this sweep, so `--force` reruns it rather than leaving a stale record beside the new
+ones, and a rerun of the same sweep takes a reference's steps (harness/calibration.py) over
+the same lrs. What it cannot do is train an lr for seeds outside the sweep: a second seed set
+that needs an lr the first did not try leaves that lr with fewer seeds, so each seed set gets
+a folder of its own (`--out`, as the `paper` suite's runs do).
 
 A configuration is a run's spec without its lr and seed; its lrs keep the order in which the
 sweep's specs list them (a suite's lr axis, in file order).
@@ -87,14 +89,16 @@ class LrSearch:
     mode: str = "all"
     recorded: set[tuple[str, float]] = field(default_factory=set)
 
-    @classmethod
-    def of(cls, mode: str, out_dir: str | os.PathLike) -> LrSearch:
-        if mode not in LR_SEARCHES:
-            raise UserError(f"lr_search must be one of {', '.join(LR_SEARCHES)}, not {mode!r}")
-        if mode == "all":
-            return cls(mode)
-        runs = [r for r in iter_records(out_dir) if r.get("kind", "run") == "run"]
-        return cls(mode, {(config_key(r["spec"]), r["spec"]["lr"]) for r in runs})
+    def __post_init__(self) -> None:
+        if self.mode not in LR_SEARCHES:
+            choices = ", ".join(LR_SEARCHES)
+            raise UserError(f"lr_search must be one of {choices}, not {self.mode!r}")
+
+    def read(self, out_dir: str | os.PathLike) -> None:
+        """Note what the folder holds (call it under the folder's writer lock)."""
+        if self.mode != "all":
+            runs = iter_records(out_dir, "run")
+            self.recorded = {(config_key(r["spec"]), r["spec"]["lr"]) for r in runs}
 
     def stages(self, prepared: Sequence[Prepared]) -> list[list[Prepared]]:
         return lr_stages(prepared, self.mode)

@@ -71,7 +71,7 @@ def run_sweep(
     """Run `specs` into `out_dir`: first every run whose budget is known, then the calibrated
     runs, whose budgets come from their references' records (harness/calibration.py)."""
     launcher = launcher or SerialLauncher()
-    search = LrSearch.of(lr_search, out_dir)  # a bad mode fails before anything runs
+    search = LrSearch(lr_search)  # a bad mode fails before anything runs
     prepared = plan(specs, launcher.device)  # calibrated runs at their caps: checked, not run
     check_references([p.spec for p in prepared])
     first = [p for p in prepared if p.spec.budget != "calibrated"]
@@ -86,6 +86,7 @@ def run_sweep(
         if todo or len(first) < len(prepared):  # a rerun with nothing to do needs no write access
             check_writable(runs_dir(out_dir))
         progress = progress or Progress(len(prepared))
+        search.read(out_dir)
         try:
             tried = launch_by_lr(first, out_dir, launcher, progress, result, force, search)
             budgets = calibrate(followers, reference_records(tried, out_dir))

@@ -7,6 +7,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
+
+from seqbench.errors import UserError
 from seqbench.harness.lr_search import config_key, ends_solved, lr_stages
 from seqbench.harness.progress import Progress
 from seqbench.harness.records import iter_records
@@ -102,3 +105,9 @@ def test_followers_that_calibrate_to_one_run_count_once(tmp_path: Path) -> None:
             for cap in (400, 500)]  # fmt: skip
     result = run_sweep(reference + caps, tmp_path, progress=quiet())
     assert result.ran == 3 and result.left_out == 0
+
+
+def test_an_unknown_search_is_one_line_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="lr_search must be one of all, first-solved, not 'best'"):
+        run_sweep(grid((SOLVES,)), tmp_path, progress=quiet(), lr_search="best")
+    assert not list(iter_records(tmp_path))
