@@ -138,7 +138,8 @@ class StopAfter(Progress):
 @pytest.mark.ray
 def test_ctrl_c_cancels_the_tasks_and_another_launcher_resumes(tmp_path: Path, address) -> None:
     slow = {"task": SLOW, "knobs": {"sleep_s": 0.2}, "steps": 20}
-    grid = specs(10) + specs(11, 12, **slow)  # the fast run ends first; the slow ones are out
+    # the fast run ends first, the slow ones are out; equal steps keep it first in launch order
+    grid = specs(10, steps=20) + specs(11, 12, **slow)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(grid, tmp_path, launcher=get_launcher("ray", address=address),
                   progress=StopAfter(1))  # fmt: skip
