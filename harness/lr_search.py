@@ -73,8 +73,8 @@ def ends_solved(record: dict[str, Any] | None) -> bool:
 def solved_configs(
     tried: Sequence[Prepared], record_of: Callable[[str], dict[str, Any] | None]
 ) -> set[str]:
-    """The configurations of `tried` of which some lr ended solved on every seed (a missing or
-    failed record is not solved)."""
+    """The configurations of `tried` of which some lr ended solved on every seed of `tried` (a
+    missing or failed record is not solved)."""
     solved: dict[tuple[str, float], bool] = {}
     for p in tried:
         key = (config_key(p.spec), p.spec.lr)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.errors import UserError
-from seqbench.harness.lr_search import LR_SEARCHES
+from seqbench.harness.lr_search import LrSearch
 from seqbench.harness.spec import RunSpec
 from seqbench.registry import did_you_mean
 
@@ -107,9 +107,10 @@ def load_file(path: str | Path) -> Suite:
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{where}: invalid TOML: {exc}") from None
     lr_search = data.get("lr_search", "all")
-    if lr_search not in LR_SEARCHES:
-        choices = ", ".join(LR_SEARCHES)
-        raise UserError(f"{where}: lr_search must be one of {choices}, not {lr_search!r}")
+    try:
+        LrSearch(lr_search)  # its own check, named after the file
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
     description = str(data.get("description", ""))
     return Suite(path.stem, description, expand(data, where), str(path), lr_search)
 

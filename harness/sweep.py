@@ -121,7 +121,8 @@ def launch_by_lr(
         launch(todo, out_dir, launcher, progress, result)
         tried += batch
         if search.mode != "all":
-            solved = solved_configs(tried, lambda rid: read_record(record_path(out_dir, rid)))
+            # a stage holds every seed of its configurations' lr: its records alone decide
+            solved |= solved_configs(batch, lambda rid: read_record(record_path(out_dir, rid)))
     return tried
 
 
