@@ -195,8 +195,10 @@ def test_findings_about_absent_architectures_read_not_measured(tmp_path):
     assert verdicts(tmp_path, records)["moe-memorization"].verdict == NOT_MEASURED
 
 
-def tracking(task: str, modulus: int, accs: dict[str, tuple[float, float]]) -> list[dict]:
-    """Runs trained on 3..40 tokens with (accuracy at 40, at 160) per configuration label."""
+def tracking(task: str, modulus: int, accs: dict[str, tuple[float, float]],
+             rising: tuple[str, ...] = ()) -> list[dict]:  # fmt: skip
+    """Runs trained on 3..40 tokens with (accuracy at 40, at 160) per configuration label;
+    the labels in `rising` were still improving at the end."""
     knobs = {"vocab_size": modulus} | ({"modulus": modulus} if task == "modular" else {})
     protocol = {"min_seq_len": 3, "test_knobs": {"score": "last"}}
     out = []
@@ -204,7 +206,8 @@ def tracking(task: str, modulus: int, accs: dict[str, tuple[float, float]]) -> l
         arch, _, knob = label.partition("+")
         overrides = {f"{arch}.{knob}": True} if knob else {}
         out += seeds(arch, task, short, seq_len=40, knobs=knobs, lengths={160: long},
-                     overrides=overrides, spec=protocol, chance=1 / modulus)  # fmt: skip
+                     overrides=overrides, spec=protocol, chance=1 / modulus,
+                     rising=label in rising)  # fmt: skip
     return out
 
 
@@ -231,6 +234,20 @@ def test_state_tracking_contradicted_when_a_signed_model_does_not_generalise(tmp
     mod5 = tracking("modular", 5, {"mamba3": (1.0, 0.98), "mamba": (0.9, 0.3)})
     result = verdicts(tmp_path, parity + mod5)["grazzi-state-tracking"]
     assert result.verdict == CONTRADICTED, result.settings
+
+
+def test_a_finished_contender_below_the_bar_contradicts_while_others_still_learn(tmp_path):
+    """Mamba-3 fits mod 3 (1.00) and is flat at the end, but holds 0.35 at 4x: the claim fails
+    on it whatever the still-learning positive-decay model does; were Mamba-3 itself still
+    learning (0.90 at 1x and rising), the setting waits ("inconclusive: budget")."""
+    accs = {"mamba3": (1.0, 0.35), "mamba": (0.6, 0.34)}
+    finished = tracking("modular", 3, accs, rising=("mamba",))
+    result = verdicts(tmp_path / "finished", finished)["grazzi-state-tracking"]
+    assert result.verdict == CONTRADICTED, result.settings
+    unfit = {**accs, "mamba3": (0.9, 0.35)}
+    learning = tracking("modular", 3, unfit, rising=("mamba3", "mamba"))
+    result = verdicts(tmp_path / "learning", learning)["grazzi-state-tracking"]
+    assert result.verdict == BUDGET, result.settings
 
 
 def test_state_tracking_needs_a_test_length_of_4x(tmp_path):

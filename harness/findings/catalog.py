@@ -141,13 +141,16 @@ FINDINGS: tuple[Finding, ...] = (
         "(min_seq_len..seq_len, a label at every position), tested at 4× and 8× the longest "
         "with one label at the end of the sequence (test_knobs score = last), scaled accuracy "
         "(acc − chance)/(1 − chance); on parity the signed Mamba is the reference, others 3x "
-        "its steps; on mod m every model trains one fixed budget (the paper suite: 1500)",
+        "its steps; on mod m every model trains one fixed budget (the paper suite: mod 3, "
+        "3000 steps)",
         "signed or rotating transitions ≥ 0.9 scaled accuracy at ≥ 4×; mamba, mamba2 far below",
         f"per task, at the longest test length ≥ 4×: each contender's scaled interval ≥ "
         f"{M.solved} (on parity: every signed or rotating model; on mod 3/5: the rotating "
         "ones, mamba3 with its rotary state and the delta rule with negative eigenvalues, "
         f"since a real diagonal transition can only flip a sign), each positive-decay model's "
-        f"< {M.solved} and disjoint below with a mean gap ≥ {M.far}",
+        f"< {M.solved} and disjoint below with a mean gap ≥ {M.far}; a contender that finished "
+        f"learning and lies wholly below {M.solved} contradicts on its own, whatever the other "
+        "models' learning",
         judge_state_tracking,
     ),
     Finding(

@@ -13,11 +13,15 @@ sign, so it tracks parity but not a residue mod 3 or 5; a rotation (Mamba-3's ro
 a complex diagonal) or a non-diagonal transition with negative eigenvalues (DeltaNet's
 generalised Householder products with β ∈ [0, 2]) can track any cyclic group. So on modular
 counting only the latter are held to it.
+
+A contender that had finished learning (its validation curve flat at the end) and still lies
+below the bar at 4x contradicts the claim on its own: the other models' learning, finished or
+not, cannot lift it. Any other verdict waits on every model (`rules.gate`).
 """
 
 from __future__ import annotations
 
-from seqbench.harness.findings.base import MARGINS, Outcome, TaskSelector
+from seqbench.harness.findings.base import CONTRADICTED, MARGINS, Outcome, TaskSelector
 from seqbench.harness.findings.evidence import Config
 from seqbench.harness.findings.rules import above, at_least, below, combine, gate
 from seqbench.harness.findings.select import Evidence, Setting, missing
@@ -58,6 +62,12 @@ def test_lengths(configs: list[Config]) -> list[int]:
     return sorted(n for n in common if n >= EXTRAPOLATION * configs[0].seq_len)
 
 
+def failed_for_good(good: list[Config], length: int) -> bool:
+    """A contender that finished learning (or trained its whole calibrated budget) with enough
+    seeds and whose interval lies below the bar at `length`."""
+    return any(gate([c], at_least(c, MARGINS.solved, length)) == CONTRADICTED for c in good)
+
+
 def judge_state_tracking(evidence: Evidence) -> list[Outcome]:
     outcomes = []
     for setting in evidence.settings(STATE_TRACKING):
@@ -84,5 +94,8 @@ def judge_state_tracking(evidence: Evidence) -> list[Outcome]:
             + ")"
             for c in [*good, *positive]
         )
-        outcomes.append(Outcome(gate([*good, *positive], combine(parts)), observed, setting.label))
+        verdict = gate([*good, *positive], combine(parts))
+        if failed_for_good(good, length):
+            verdict = CONTRADICTED
+        outcomes.append(Outcome(verdict, observed, setting.label))
     return outcomes
