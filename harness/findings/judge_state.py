@@ -62,10 +62,10 @@ def test_lengths(configs: list[Config]) -> list[int]:
     return sorted(n for n in common if n >= EXTRAPOLATION * configs[0].seq_len)
 
 
-def failed_for_good(good: list[Config], length: int) -> bool:
+def failed_for_good(good: list[Config], bars: list[str]) -> bool:
     """A contender that finished learning (or trained its whole calibrated budget) with enough
-    seeds and whose interval lies below the bar at `length`."""
-    return any(gate([c], at_least(c, MARGINS.solved, length)) == CONTRADICTED for c in good)
+    seeds and whose interval lies below the bar: `bars` holds each contender's `at_least`."""
+    return any(gate([c], bar) == CONTRADICTED for c, bar in zip(good, bars, strict=True))
 
 
 def judge_state_tracking(evidence: Evidence) -> list[Outcome]:
@@ -85,8 +85,8 @@ def judge_state_tracking(evidence: Evidence) -> list[Outcome]:
             outcomes.append(missing(setting, f"every model tested at >= {EXTRAPOLATION}x"))
             continue
         length, train = lengths[0], good[0].seq_len
-        parts = [at_least(c, MARGINS.solved, length) for c in good]
-        parts += [below(c, MARGINS.solved, length) for c in positive]
+        bars = [at_least(c, MARGINS.solved, length) for c in good]
+        parts = bars + [below(c, MARGINS.solved, length) for c in positive]
         parts += [above(a, b, length) for a in good for b in positive]
         observed = f"scaled accuracy at {length} tokens ({length // train}x): " + "; ".join(
             f"{c.name} {c.score(length).format()} ("
@@ -95,7 +95,7 @@ def judge_state_tracking(evidence: Evidence) -> list[Outcome]:
             for c in [*good, *positive]
         )
         verdict = gate([*good, *positive], combine(parts))
-        if failed_for_good(good, length):
+        if failed_for_good(good, bars):
             verdict = CONTRADICTED
         outcomes.append(Outcome(verdict, observed, setting.label))
     return outcomes
