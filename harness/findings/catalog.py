@@ -145,10 +145,10 @@ FINDINGS: tuple[Finding, ...] = (
         "3000 steps)",
         "signed or rotating transitions ≥ 0.9 scaled accuracy at ≥ 4×; mamba, mamba2 far below",
         "per task, at the first test length ≥ 4× (8× reported beside it): each contender's "
-        f"scaled interval ≥ "
-        f"{M.solved} (on parity: every signed or rotating model; on mod 3/5: the rotating "
-        "ones, mamba3 with its rotary state and the delta rule with negative eigenvalues, "
-        f"since a real diagonal transition can only flip a sign), each positive-decay model's "
+        f"scaled interval ≥ {M.solved} (on parity: every signed or rotating model; on mod 3/5: "
+        "the rotating ones, mamba3 with its rotary state and the delta rule with negative "
+        "eigenvalues, since a real diagonal transition can only flip a sign), each positive-decay "
+        "model's "
         f"< {M.solved} and disjoint below with a mean gap ≥ {M.far}; a contender that finished "
         f"learning and lies wholly below {M.solved} contradicts on its own, whatever the other "
         "models' learning",
